@@ -1,0 +1,14 @@
+// Test infrastructure: real PostgreSQL servers, per-test databases, a test CA, and waiting for states.
+
+export {
+  CERT_AUTH_USER,
+  connectionConfig,
+  findSystemPostgres,
+  type PostgresServer,
+  type PostgresServerInfo,
+  type PostgresServerOptions,
+  startPostgres,
+} from './postgres-server.ts';
+export { createTestCa, type TestCa, type TestKeyPair } from './test-ca.ts';
+export { createTestDatabase, sharedPostgres, type TestDatabase } from './test-database.ts';
+export { type WaitForOptions, waitFor } from './wait-for.ts';
