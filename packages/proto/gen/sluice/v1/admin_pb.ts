@@ -7,6 +7,7 @@
 // JWT access token in `Authorization: Bearer …`; each RPC's comment names the least role allowed.
 // No response ever carries a stored secret.
 
+import type { Message } from '@bufbuild/protobuf';
 import type { GenFile, GenMessage, GenService } from '@bufbuild/protobuf/codegenv2';
 import { fileDesc, messageDesc, serviceDesc } from '@bufbuild/protobuf/codegenv2';
 import type { Timestamp, TimestampJson } from '@bufbuild/protobuf/wkt';
@@ -34,7 +35,6 @@ import type {
   WorkerJson,
 } from './types_pb.ts';
 import { file_sluice_v1_types } from './types_pb.ts';
-import type { Message } from '@bufbuild/protobuf';
 
 /**
  * Describes the file sluice/v1/admin.proto.

@@ -6,11 +6,11 @@
 // credential envelope. No message in this file ever carries a secret in clear, except
 // `DatasourceSecrets`, which only travels inside an HPKE envelope sealed to one worker.
 
+import type { Message, UnknownEnum } from '@bufbuild/protobuf';
 import type { GenEnum, GenFile, GenMessage } from '@bufbuild/protobuf/codegenv2';
 import { enumDesc, fileDesc, messageDesc } from '@bufbuild/protobuf/codegenv2';
 import type { Timestamp, TimestampJson } from '@bufbuild/protobuf/wkt';
 import { file_google_protobuf_timestamp } from '@bufbuild/protobuf/wkt';
-import type { Message, UnknownEnum } from '@bufbuild/protobuf';
 
 /**
  * Describes the file sluice/v1/types.proto.

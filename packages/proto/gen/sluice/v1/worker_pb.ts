@@ -7,6 +7,7 @@
 // certificate from the control plane's internal CA whose single URI SAN
 // (`spiffe://<trust-domain>/worker/<id>`) names a registered, non-revoked worker.
 
+import type { Message } from '@bufbuild/protobuf';
 import type { GenFile, GenMessage, GenService } from '@bufbuild/protobuf/codegenv2';
 import { fileDesc, messageDesc, serviceDesc } from '@bufbuild/protobuf/codegenv2';
 import type { Timestamp, TimestampJson } from '@bufbuild/protobuf/wkt';
@@ -32,7 +33,6 @@ import type {
   TableProgressJson,
 } from './types_pb.ts';
 import { file_sluice_v1_types } from './types_pb.ts';
-import type { Message } from '@bufbuild/protobuf';
 
 /**
  * Describes the file sluice/v1/worker.proto.
