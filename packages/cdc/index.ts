@@ -1,2 +1,3 @@
-// Filled in by its own issue; see ../../README.md for the layout.
-export {};
+// The replication engine: PostgreSQL source → change events → StarRocks sink. Knows nothing of the
+// control plane.
+export * from './change-event.ts';
