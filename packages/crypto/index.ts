@@ -1,2 +1,14 @@
-// Filled in by its own issue; see ../../README.md for the layout.
-export {};
+// @sluice/crypto: the secrets core shared by the control plane, the workers and the CLI.
+
+export { createLogger, LOG_REDACT_PATHS, loggerOptions } from './logger-options.ts';
+export { randomToken, sha256Hex } from './random-token.ts';
+export { scrubSecrets } from './scrub-secrets.ts';
+export { Secret, wipe } from './secret.ts';
+export {
+  clientSecureContext,
+  rotationTlsOptions,
+  serverTlsOptions,
+  TLS_CIPHER_SUITES,
+  TLS_POLICY,
+  type TlsMaterial,
+} from './tls.ts';

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger, LOG_REDACT_PATHS, loggerOptions } from './logger-options.ts';
+import { scrubSecrets } from './scrub-secrets.ts';
+import { Secret } from './secret.ts';
+
+const CANARY = 'Canary7Zq9x3';
+const DSN = `postgres://sluice:${CANARY}@db.internal:5432/app?sslmode=verify-full`;
+const PEM = `-----BEGIN PRIVATE KEY-----\nMIGH${CANARY}AgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n`;
+
+function capture(level = 'trace') {
+  const lines: string[] = [];
+  const logger = createLogger('test', { level, destination: { write: (line: string) => lines.push(line) } });
+  return { logger, lines, text: () => lines.join('') };
+}
+
+describe('the shared pino settings', () => {
+  it('redact secret fields at the top level, several levels deep and in case variants', () => {
+    const { logger, text, lines } = capture();
+    logger.info({
+      password: CANARY,
+      Password: CANARY,
+      PASSWORD: CANARY,
+      dbPassword: CANARY,
+      a: { b: { c: { d: { e: { ssl_client_key: CANARY, connectionString: CANARY } } } } },
+      req: { headers: { authorization: `Bearer ${CANARY}`, Authorization: CANARY, cookie: CANARY } },
+      datasource: { host: 'db.internal', port: 5432, user: 'sluice' },
+    });
+    expect(text()).not.toContain(CANARY);
+    const line = JSON.parse(lines[0] ?? '{}');
+    expect(line.password).toBe('[REDACTED]');
+    expect(line.a.b.c.d.e.ssl_client_key).toBe('[REDACTED]');
+    // What isn't secret still gets logged: redaction must not blank the whole line.
+    expect(line.datasource).toEqual({ host: 'db.internal', port: 5432, user: 'sluice' });
+  });
+
+  it('redact array items, Secret values and raw bytes', () => {
+    const { logger, text } = capture();
+    logger.info({
+      tokens: [CANARY, CANARY],
+      workers: [
+        { id: 'w1', token: CANARY },
+        { id: 'w2', credentials: { user: 'u', pass: CANARY } },
+      ],
+      wrapped: Secret.of(CANARY),
+      list: [Secret.of(Buffer.from(CANARY))],
+      bytes: Buffer.from(CANARY),
+      notes: [`dsn was ${DSN}`],
+    });
+    expect(text()).not.toContain(CANARY);
+    expect(text()).toContain('"id":"w2"');
+  });
+
+  it('scrub DSNs out of Error messages however the error is logged, keeping type, code and host', () => {
+    const { logger, text, lines } = capture();
+    const driverError = Object.assign(new Error(`connect ECONNREFUSED while using ${DSN}`), {
+      code: 'ECONNREFUSED',
+      connectionString: DSN,
+      config: { password: CANARY },
+    });
+    logger.error(driverError);
+    logger.error(driverError, 'source connection failed');
+    logger.error({ err: driverError }, 'with a message');
+    logger.error({ err: driverError });
+    logger.warn({ error: driverError, job: 'j1' }, 'retrying');
+    logger.error({ nested: { cause: driverError } }, 'nested');
+    expect(text()).not.toContain(CANARY);
+    const first = JSON.parse(lines[0] ?? '{}');
+    expect(first.err).toEqual({
+      type: 'Error',
+      code: 'ECONNREFUSED',
+      message:
+        'connect ECONNREFUSED while using postgres://[REDACTED]@db.internal:5432/app?sslmode=verify-full',
+    });
+    expect(first.msg).toContain('db.internal');
+  });
+
+  it('scrub secrets out of messages, format arguments and child bindings', () => {
+    const { logger, text } = capture();
+    logger.info(`connecting with ${DSN}`);
+    logger.info('connecting with %s', DSN);
+    logger.info('config %j', { password: CANARY, dsn: DSN });
+    logger.info(`host=db port=5432 password=${CANARY} sslmode=require`);
+    logger.info(`loaded ${PEM}`);
+    logger.child({ dsn: DSN, jobId: 'j1' }).info({ authHeader: `Bearer ${CANARY}x9` }, 'child');
+    logger.info({ body: `{"user":"u","password":"${CANARY}"}` }, 'upstream said');
+    expect(text()).not.toContain(CANARY);
+    expect(text()).toContain('"jobId":"j1"');
+  });
+
+  it('never print a Secret or a redacted path through a level-filtered child logger either', () => {
+    const { logger, text } = capture('debug');
+    const child = logger.child({ datasource: { password: CANARY } });
+    child.debug({ secret: Secret.of(CANARY) }, 'using %s', Secret.of(CANARY));
+    child.trace({ raw: CANARY }, 'filtered out by level');
+    expect(text()).not.toContain(CANARY);
+    expect(text()).toContain('using [REDACTED]');
+  });
+
+  it('export loggerOptions with the redact paths, censor, name and level for services that build their own pino', () => {
+    const options = loggerOptions('control-plane', 'debug');
+    expect(options.name).toBe('control-plane');
+    expect(options.level).toBe('debug');
+    expect(options.redact).toEqual({ paths: [...LOG_REDACT_PATHS], censor: '[REDACTED]' });
+    expect(LOG_REDACT_PATHS).toContain('req.headers.authorization');
+    expect(LOG_REDACT_PATHS).toContain('*.*.password');
+    expect(loggerOptions('x').level).toBe('info');
+  });
+});
+
+describe('scrubSecrets', () => {
+  it('removes URI user info, even when the password holds an unescaped @', () => {
+    expect(scrubSecrets(`a ${DSN} b`)).toBe(
+      'a postgres://[REDACTED]@db.internal:5432/app?sslmode=verify-full b',
+    );
+    expect(scrubSecrets(`mysql://root:p@ss${CANARY}@h:9030/`)).toBe('mysql://[REDACTED]@h:9030/');
+    expect(scrubSecrets('https://example.com/path?q=1')).toBe('https://example.com/path?q=1');
+  });
+
+  it('removes password=… style pairs, quoted or not, in any case', () => {
+    expect(scrubSecrets(`host=h password=${CANARY} user=u`)).toBe('host=h password=[REDACTED] user=u');
+    expect(scrubSecrets(`PASSWORD='${CANARY} with space' user=u`)).toBe('PASSWORD=[REDACTED] user=u');
+    expect(scrubSecrets(`?sslpassword=${CANARY}&token=${CANARY}&x=1`)).toBe(
+      '?sslpassword=[REDACTED]&token=[REDACTED]&x=1',
+    );
+  });
+
+  it('removes JSON secret fields, PEM private keys and bearer tokens', () => {
+    const text = scrubSecrets(
+      `{"password":"${CANARY}","apiKey":"${CANARY}"} ${PEM} Authorization: Bearer ${CANARY}abc.def`,
+    );
+    expect(text).not.toContain(CANARY);
+    expect(text).toContain('[REDACTED PRIVATE KEY]');
+    expect(text).toContain('Bearer [REDACTED]');
+    expect(scrubSecrets('Bearer token missing')).toBe('Bearer token missing');
+  });
+});
