@@ -9,6 +9,7 @@ export {
   type PostgresServerOptions,
   startPostgres,
 } from './postgres-server.ts';
+export { type ServiceProcess, type ServiceProcessOptions, startServiceProcess } from './service-process.ts';
 export { createTestCa, type TestCa, type TestKeyPair } from './test-ca.ts';
 export { createTestDatabase, sharedPostgres, type TestDatabase } from './test-database.ts';
 export { type WaitForOptions, waitFor } from './wait-for.ts';
