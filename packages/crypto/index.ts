@@ -1,5 +1,14 @@
 // @sluice/crypto: the secrets core shared by the control plane, the workers and the CLI.
 
+export {
+  createKeyring,
+  generateEncryptionKey,
+  type Keyring,
+  KeyringError,
+  type KeyringErrorCode,
+  loadKeyring,
+  type RecordIdentity,
+} from './keyring.ts';
 export { createLogger, LOG_REDACT_PATHS, loggerOptions } from './logger-options.ts';
 export { randomToken, sha256Hex } from './random-token.ts';
 export { scrubSecrets } from './scrub-secrets.ts';
