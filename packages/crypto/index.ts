@@ -10,6 +10,15 @@ export {
   type RecordIdentity,
 } from './keyring.ts';
 export { createLogger, LOG_REDACT_PATHS, loggerOptions } from './logger-options.ts';
+export {
+  type CertificateAuthority,
+  createCertificateAuthority,
+  createWorkerCsr,
+  loadCertificateAuthority,
+  PkiError,
+  type PkiErrorCode,
+  workerIdFromCertificate,
+} from './pki.ts';
 export { randomToken, sha256Hex } from './random-token.ts';
 export { scrubSecrets } from './scrub-secrets.ts';
 export { Secret, wipe } from './secret.ts';

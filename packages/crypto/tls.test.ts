@@ -8,8 +8,8 @@ import {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { type ConnectionOptions, connect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import { createTestCa, type TestCa } from '@sluice/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CertificateAuthority, createCertificateAuthority, createWorkerCsr } from './pki.ts';
 import {
   clientSecureContext,
   rotationTlsOptions,
@@ -19,15 +19,15 @@ import {
   type TlsMaterial,
 } from './tls.ts';
 
-let ca: TestCa;
+let ca: CertificateAuthority;
 let first: TlsMaterial;
 let second: TlsMaterial;
 const servers: Array<{ close(cb?: () => void): unknown }> = [];
 
 beforeAll(async () => {
-  ca = await createTestCa('Sluice TLS Test CA');
-  const a = await ca.issueServer(['localhost', '127.0.0.1']);
-  const b = await ca.issueServer(['localhost', '127.0.0.1']);
+  ca = await createCertificateAuthority({ trustDomain: 'sluice.test' });
+  const a = await ca.issueServerCertificate({ hosts: ['localhost', '127.0.0.1'] });
+  const b = await ca.issueServerCertificate({ hosts: ['localhost', '127.0.0.1'] });
   first = { certPem: a.certPem, keyPem: a.keyPem, caPem: ca.certPem };
   second = { certPem: b.certPem, keyPem: b.keyPem, caPem: ca.certPem };
 });
@@ -85,6 +85,13 @@ function handshake(port: number, options: ConnectionOptions): Promise<Handshake>
       reject(error);
     });
   });
+}
+
+/** A worker key and a certificate for it from `authority`. */
+async function workerMaterial(authority: CertificateAuthority, workerId: string) {
+  const { csrPem, keyPem } = await createWorkerCsr();
+  const { certPem } = await authority.issueWorkerCertificate({ csrPem, workerId });
+  return { certPem, keyPem };
 }
 
 /** One HTTP/2 GET over a fresh session; resolves with the handler's JSON answer. */
@@ -196,8 +203,11 @@ describe('a server built from serverTlsOptions', () => {
 
   it('serves HTTP/2 and tells handlers whether the client certificate is verified, without requiring one', async () => {
     const { port } = await startServer(first);
-    const client = await ca.issueClient('worker-1');
-    const stranger = await (await createTestCa('Unrelated CA')).issueClient('worker-1');
+    const client = await workerMaterial(ca, 'worker-1');
+    const stranger = await workerMaterial(
+      await createCertificateAuthority({ trustDomain: 'sluice.test' }),
+      'worker-1',
+    );
     expect(await http2Get(port, { cert: client.certPem, key: client.keyPem })).toEqual({
       authorized: true,
       subject: 'worker-1',
@@ -212,7 +222,7 @@ describe('a server built from serverTlsOptions', () => {
 describe('clientSecureContext', () => {
   it('connects to a policy server with TLS 1.3 and presents the client certificate', async () => {
     const { port } = await startServer(first);
-    const client = await ca.issueClient('worker-2');
+    const client = await workerMaterial(ca, 'worker-2');
     const context = clientSecureContext({
       caPem: ca.certPem,
       certPem: client.certPem,
