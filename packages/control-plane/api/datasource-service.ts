@@ -1,0 +1,489 @@
+// DatasourceService: PostgreSQL sources and StarRocks sinks. Non-secret settings go to a jsonb column; every
+// secret (password, certificates, keys) is validated, encrypted with its row identity as AAD, and only its
+// presence is ever returned. A connection string is parsed into fields and never stored as given.
+import { randomUUID } from 'node:crypto';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import {
+  type Datasource,
+  DatasourceKind,
+  DatasourceSchema,
+  type DatasourceService,
+  PostgresDatasourceSchema,
+  type PostgresDatasourceSpec,
+  SslMode,
+  StarRocksDatasourceSchema,
+  type StarRocksDatasourceSpec,
+} from '@sluice/proto';
+import type pg from 'pg';
+import { auditNoteKey } from '../call-context.ts';
+import { encryptField } from '../catalog/secret-columns.ts';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  isUniqueViolation,
+  notFound,
+} from '../errors.ts';
+import { parseConnectionString } from './connection-string.ts';
+import type { ServiceDeps } from './service-deps.ts';
+import {
+  requireCertificatePem,
+  requireHost,
+  requireId,
+  requireIdentifier,
+  requireMaxLength,
+  requireName,
+  requirePort,
+  requirePrivateKeyPem,
+} from './validation.ts';
+
+const TABLE = 'datasources';
+
+interface PostgresConfig {
+  host: string;
+  port: number;
+  database: string;
+  username: string;
+  sslMode: SslModeName;
+}
+
+interface StarRocksConfig {
+  feHost: string;
+  httpPort: number;
+  mysqlPort: number;
+  username: string;
+  database: string;
+  sslEnabled: boolean;
+  allowPlaintextBeRedirect: boolean;
+  rewriteLoopbackRedirect: boolean;
+}
+
+type SslModeName = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+const SSL_MODE_NAMES: Record<number, SslModeName> = {
+  [SslMode.DISABLE]: 'disable',
+  [SslMode.ALLOW]: 'allow',
+  [SslMode.PREFER]: 'prefer',
+  [SslMode.REQUIRE]: 'require',
+  [SslMode.VERIFY_CA]: 'verify-ca',
+  [SslMode.VERIFY_FULL]: 'verify-full',
+};
+const SSL_MODE_VALUES: Record<SslModeName, SslMode> = {
+  disable: SslMode.DISABLE,
+  allow: SslMode.ALLOW,
+  prefer: SslMode.PREFER,
+  require: SslMode.REQUIRE,
+  'verify-ca': SslMode.VERIFY_CA,
+  'verify-full': SslMode.VERIFY_FULL,
+};
+
+/** A secret column's change: keep what is stored, clear it, or store a new value. */
+type SecretChange = { op: 'keep' } | { op: 'clear' } | { op: 'set'; value: string };
+
+type SecretField = 'password' | 'ssl_root_cert' | 'ssl_client_cert' | 'ssl_client_key' | 'ca_cert';
+
+interface DatasourceRow {
+  id: string;
+  name: string;
+  kind: 'postgres' | 'starrocks';
+  config: PostgresConfig | StarRocksConfig;
+  has_password: boolean;
+  has_ssl_root_cert: boolean;
+  has_ssl_client_cert: boolean;
+  has_ssl_client_key: boolean;
+  has_ca_cert: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const SELECT = `select id, name, kind, config,
+  password_ciphertext is not null as has_password,
+  ssl_root_cert_ciphertext is not null as has_ssl_root_cert,
+  ssl_client_cert_ciphertext is not null as has_ssl_client_cert,
+  ssl_client_key_ciphertext is not null as has_ssl_client_key,
+  ca_cert_ciphertext is not null as has_ca_cert,
+  created_at, updated_at
+  from datasources`;
+
+interface Resolved {
+  kind: 'postgres' | 'starrocks';
+  config: PostgresConfig | StarRocksConfig;
+  secrets: Partial<Record<SecretField, SecretChange>>;
+}
+
+/** What is stored now, for rules that depend on the stored secrets (update keeps omitted ones). */
+interface Stored {
+  has: Record<SecretField, boolean>;
+}
+
+const NOTHING_STORED: Stored = {
+  has: {
+    password: false,
+    ssl_root_cert: false,
+    ssl_client_cert: false,
+    ssl_client_key: false,
+    ca_cert: false,
+  },
+};
+
+function secretChange(
+  field: SecretField,
+  value: string | undefined,
+  check: (field: string, value: string) => string,
+): SecretChange {
+  if (value === undefined) return { op: 'keep' };
+  if (value === '') return { op: 'clear' };
+  return { op: 'set', value: check(field, value) };
+}
+
+function effective(stored: Stored, change: SecretChange | undefined, field: SecretField): boolean {
+  if (!change || change.op === 'keep') return stored.has[field];
+  return change.op === 'set';
+}
+
+function checkPassword(field: string, value: string): string {
+  return requireMaxLength(field, value, 1024);
+}
+
+function resolvePostgres(spec: PostgresDatasourceSpec, stored: Stored): Resolved {
+  const fromString = spec.connectionString !== undefined ? parseConnectionString(spec.connectionString) : {};
+  const host = requireHost('postgres.host', spec.host || fromString.host || '');
+  const port = requirePort('postgres.port', spec.port || fromString.port || 0, 5432);
+  const database = requireIdentifier('postgres.database', spec.database || fromString.database || '');
+  const username = requireIdentifier('postgres.username', spec.username || fromString.username || '');
+  const modeValue = spec.sslMode || fromString.sslMode || SslMode.VERIFY_FULL;
+  const sslMode = SSL_MODE_NAMES[modeValue];
+  if (!sslMode) throw invalidArgument(`postgres.ssl_mode ${modeValue} is not a known mode`);
+  const password = spec.password ?? fromString.password;
+  const secrets: Resolved['secrets'] = {
+    password: secretChange('password', password, (f, v) => checkPassword(`postgres.${f}`, v)),
+    ssl_root_cert: secretChange('ssl_root_cert', spec.sslRootCert, (f, v) =>
+      requireCertificatePem(`postgres.${f}`, v),
+    ),
+    ssl_client_cert: secretChange('ssl_client_cert', spec.sslClientCert, (f, v) =>
+      requireCertificatePem(`postgres.${f}`, v),
+    ),
+    ssl_client_key: secretChange('ssl_client_key', spec.sslClientKey, (f, v) =>
+      requirePrivateKeyPem(`postgres.${f}`, v),
+    ),
+  };
+  if (
+    (sslMode === 'verify-ca' || sslMode === 'verify-full') &&
+    !effective(stored, secrets.ssl_root_cert, 'ssl_root_cert')
+  )
+    throw invalidArgument(`postgres.ssl_mode ${sslMode} needs postgres.ssl_root_cert to verify the server`);
+  const hasCert = effective(stored, secrets.ssl_client_cert, 'ssl_client_cert');
+  const hasKey = effective(stored, secrets.ssl_client_key, 'ssl_client_key');
+  if (hasCert !== hasKey)
+    throw invalidArgument('postgres.ssl_client_cert and postgres.ssl_client_key must be given together');
+  if (sslMode === 'disable' && (hasCert || effective(stored, secrets.ssl_root_cert, 'ssl_root_cert')))
+    throw invalidArgument('postgres.ssl_mode disable would ignore the certificates given; choose a TLS mode');
+  return { kind: 'postgres', config: { host, port, database, username, sslMode }, secrets };
+}
+
+function resolveStarRocks(spec: StarRocksDatasourceSpec, stored: Stored): Resolved {
+  const feHost = requireHost('starrocks.fe_host', spec.feHost);
+  const httpPort = requirePort('starrocks.http_port', spec.httpPort, 8030);
+  const mysqlPort = requirePort('starrocks.mysql_port', spec.mysqlPort, 9030);
+  const username = requireIdentifier('starrocks.username', spec.username);
+  const database = requireIdentifier('starrocks.database', spec.database);
+  const secrets: Resolved['secrets'] = {
+    password: secretChange('password', spec.password, (f, v) => checkPassword(`starrocks.${f}`, v)),
+    ca_cert: secretChange('ca_cert', spec.caCert, (f, v) => requireCertificatePem(`starrocks.${f}`, v)),
+  };
+  if (!spec.sslEnabled && effective(stored, secrets.ca_cert, 'ca_cert'))
+    throw invalidArgument('starrocks.ca_cert is given but starrocks.ssl_enabled is false');
+  return {
+    kind: 'starrocks',
+    config: {
+      feHost,
+      httpPort,
+      mysqlPort,
+      username,
+      database,
+      sslEnabled: spec.sslEnabled,
+      allowPlaintextBeRedirect: spec.allowPlaintextBeRedirect,
+      rewriteLoopbackRedirect: spec.rewriteLoopbackRedirect,
+    },
+    secrets,
+  };
+}
+
+type SpecCase = CreateSpec['spec'];
+interface CreateSpec {
+  spec:
+    | { case: 'postgres'; value: PostgresDatasourceSpec }
+    | { case: 'starrocks'; value: StarRocksDatasourceSpec }
+    | { case: undefined; value?: undefined };
+}
+
+function resolve(spec: SpecCase, stored: Stored): Resolved {
+  if (spec.case === 'postgres') return resolvePostgres(spec.value, stored);
+  if (spec.case === 'starrocks') return resolveStarRocks(spec.value, stored);
+  throw invalidArgument('spec is required: postgres or starrocks');
+}
+
+export function toDatasource(row: DatasourceRow): Datasource {
+  const base = {
+    id: row.id,
+    name: row.name,
+    createdAt: timestampFromDate(row.created_at),
+    updatedAt: timestampFromDate(row.updated_at),
+  };
+  if (row.kind === 'postgres') {
+    const config = row.config as PostgresConfig;
+    return create(DatasourceSchema, {
+      ...base,
+      kind: DatasourceKind.POSTGRES,
+      config: {
+        case: 'postgres',
+        value: create(PostgresDatasourceSchema, {
+          host: config.host,
+          port: config.port,
+          database: config.database,
+          username: config.username,
+          sslMode: SSL_MODE_VALUES[config.sslMode],
+          hasPassword: row.has_password,
+          hasSslRootCert: row.has_ssl_root_cert,
+          hasSslClientCert: row.has_ssl_client_cert,
+          hasSslClientKey: row.has_ssl_client_key,
+        }),
+      },
+    });
+  }
+  const config = row.config as StarRocksConfig;
+  return create(DatasourceSchema, {
+    ...base,
+    kind: DatasourceKind.STARROCKS,
+    config: {
+      case: 'starrocks',
+      value: create(StarRocksDatasourceSchema, {
+        feHost: config.feHost,
+        httpPort: config.httpPort,
+        mysqlPort: config.mysqlPort,
+        username: config.username,
+        database: config.database,
+        sslEnabled: config.sslEnabled,
+        hasPassword: row.has_password,
+        hasCaCert: row.has_ca_cert,
+        allowPlaintextBeRedirect: config.allowPlaintextBeRedirect,
+        rewriteLoopbackRedirect: config.rewriteLoopbackRedirect,
+      }),
+    },
+  });
+}
+
+/** Loads one datasource without secrets, or throws NotFound. */
+export async function loadDatasource(db: pg.Pool | pg.PoolClient, id: string): Promise<Datasource> {
+  const result = await db.query<DatasourceRow>(`${SELECT} where id = $1`, [id]);
+  const row = result.rows[0];
+  if (!row) throw notFound('datasource', id);
+  return toDatasource(row);
+}
+
+function noteResource(ctx: HandlerContext, id: string): void {
+  const note = ctx.values.get(auditNoteKey);
+  if (note) note.resourceId = id;
+}
+
+/** Column assignments for the secret changes of one row (encrypting each new value with its AAD). */
+function secretAssignments(
+  deps: ServiceDeps,
+  id: string,
+  secrets: Resolved['secrets'],
+): Array<{ column: string; value: Buffer | null }> {
+  const out: Array<{ column: string; value: Buffer | null }> = [];
+  for (const [field, change] of Object.entries(secrets) as Array<[SecretField, SecretChange]>) {
+    if (change.op === 'keep') continue;
+    out.push({
+      column: `${field}_ciphertext`,
+      value: change.op === 'set' ? encryptField(deps.keyring, TABLE, id, field, change.value) : null,
+    });
+  }
+  return out;
+}
+
+export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof DatasourceService> {
+  const { pool } = deps;
+  return {
+    async createDatasource(req, ctx) {
+      const name = requireName('name', req.name);
+      const resolved = resolve(req.spec as SpecCase, NOTHING_STORED);
+      const id = randomUUID();
+      noteResource(ctx, id);
+      const assignments = secretAssignments(deps, id, resolved.secrets);
+      const columns = ['id', 'name', 'kind', 'config', ...assignments.map((a) => a.column)];
+      const values = [
+        id,
+        name,
+        resolved.kind,
+        JSON.stringify(resolved.config),
+        ...assignments.map((a) => a.value),
+      ];
+      try {
+        await pool.query(
+          `insert into datasources (${columns.join(', ')}) values (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+          values,
+        );
+      } catch (error) {
+        if (isUniqueViolation(error)) throw alreadyExists(`datasource name ${JSON.stringify(name)} is taken`);
+        throw error;
+      }
+      return { datasource: await loadDatasource(pool, id) };
+    },
+
+    async getDatasource(req) {
+      return { datasource: await loadDatasource(pool, requireId('datasource', req.id)) };
+    },
+
+    async listDatasources(req) {
+      const kind =
+        req.kind === DatasourceKind.POSTGRES
+          ? 'postgres'
+          : req.kind === DatasourceKind.STARROCKS
+            ? 'starrocks'
+            : '';
+      if (req.kind !== DatasourceKind.UNSPECIFIED && !kind)
+        throw invalidArgument(`kind ${req.kind} is not a known datasource kind`);
+      const result = await pool.query<DatasourceRow>(
+        `${SELECT} ${kind ? 'where kind = $1' : ''} order by name`,
+        kind ? [kind] : [],
+      );
+      return { datasources: result.rows.map(toDatasource) };
+    },
+
+    async updateDatasource(req, ctx) {
+      const id = requireId('datasource', req.id);
+      noteResource(ctx, id);
+      const name = req.name !== undefined ? requireName('name', req.name) : undefined;
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const current = (await client.query<DatasourceRow>(`${SELECT} where id = $1 for update`, [id]))
+          .rows[0];
+        if (!current) throw notFound('datasource', id);
+        const sets: string[] = [];
+        const values: unknown[] = [];
+        const set = (column: string, value: unknown) => {
+          values.push(value);
+          sets.push(`${column} = $${values.length}`);
+        };
+        if (name !== undefined) set('name', name);
+        const spec = req.spec as SpecCase;
+        if (spec.case !== undefined) {
+          if (spec.case !== current.kind)
+            throw invalidArgument(`datasource ${id} is a ${current.kind} datasource; its kind can't change`);
+          const stored: Stored = {
+            has: {
+              password: current.has_password,
+              ssl_root_cert: current.has_ssl_root_cert,
+              ssl_client_cert: current.has_ssl_client_cert,
+              ssl_client_key: current.has_ssl_client_key,
+              ca_cert: current.has_ca_cert,
+            },
+          };
+          const resolved = resolve(spec, stored);
+          set('config', JSON.stringify(resolved.config));
+          for (const { column, value } of secretAssignments(deps, id, resolved.secrets)) set(column, value);
+        }
+        if (sets.length > 0) {
+          set('updated_at', new Date());
+          values.push(id);
+          await client.query(
+            `update datasources set ${sets.join(', ')} where id = $${values.length}`,
+            values,
+          );
+        }
+        await client.query('commit');
+      } catch (error) {
+        await client.query('rollback');
+        if (isUniqueViolation(error)) throw alreadyExists(`datasource name ${JSON.stringify(name)} is taken`);
+        throw error;
+      } finally {
+        client.release();
+      }
+      return { datasource: await loadDatasource(pool, id) };
+    },
+
+    async deleteDatasource(req, ctx) {
+      const id = requireId('datasource', req.id);
+      noteResource(ctx, id);
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const exists = await client.query('select 1 from datasources where id = $1 for update', [id]);
+        if (exists.rowCount === 0) throw notFound('datasource', id);
+        const users = await client.query<{ name: string }>(
+          'select name from jobs where source_id = $1 or sink_id = $1 order by name limit 5',
+          [id],
+        );
+        if (users.rows.length > 0)
+          throw failedPrecondition(
+            `datasource ${id} is used by job(s) ${users.rows.map((r) => r.name).join(', ')}; delete them first`,
+          );
+        const cleanups = await client.query(
+          'select 1 from job_cleanups where source_id = $1 and done_at is null limit 1',
+          [id],
+        );
+        if (cleanups.rowCount)
+          throw failedPrecondition(
+            `datasource ${id} still has a replication slot waiting to be dropped by a worker; retry later`,
+          );
+        await client.query('delete from job_cleanups where source_id = $1', [id]);
+        await client.query('delete from datasources where id = $1', [id]);
+        await client.query('commit');
+      } catch (error) {
+        await client.query('rollback');
+        throw error;
+      } finally {
+        client.release();
+      }
+      return {};
+    },
+
+    async testDatasource(req, ctx) {
+      const id = requireId('datasource', req.id);
+      noteResource(ctx, id);
+      if (req.waitMs > 60_000) throw invalidArgument(`wait_ms ${req.waitMs} is above the maximum of 60000`);
+      const waitMs = req.waitMs || 15_000;
+      await loadDatasource(pool, id);
+      const workers = await pool.query("select 1 from workers where state = 'active' limit 1");
+      if (workers.rowCount === 0)
+        throw failedPrecondition(
+          'no active worker to run the test; the control plane never connects to datasources itself',
+        );
+      const testId = randomUUID();
+      await pool.query(
+        `insert into connection_tests (id, datasource_id, expires_at) values ($1, $2, now() + make_interval(secs => $3))`,
+        [testId, id, waitMs / 1000],
+      );
+      const deadline = Date.now() + waitMs;
+      const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
+      while (Date.now() < deadline && !signal.aborted) {
+        const result = await pool.query<{
+          ok: boolean;
+          message: string | null;
+          worker_id: string | null;
+          server_version: string | null;
+          latency_ms: number | null;
+        }>(
+          "select ok, message, worker_id, server_version, latency_ms from connection_tests where id = $1 and state = 'done'",
+          [testId],
+        );
+        const done = result.rows[0];
+        if (done)
+          return {
+            ok: done.ok,
+            message: done.message ?? '',
+            workerId: done.worker_id ?? '',
+            serverVersion: done.server_version ?? '',
+            latencyMs: done.latency_ms ?? 0,
+          };
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      throw new ConnectError(`no worker ran the connection test within ${waitMs} ms`, Code.DeadlineExceeded);
+    },
+  };
+}

@@ -1,0 +1,374 @@
+// JobService: job definitions, their operator-driven life cycle (scheduler/job-transitions.ts) and status as
+// workers report it. Options are validated once here and stored with their defaults resolved, so workers
+// read final values.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { create, equals, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import { wipe } from '@sluice/crypto';
+import {
+  type ColumnRef,
+  type Job,
+  JobCheckpointSchema,
+  JobErrorSchema,
+  type JobOptions,
+  JobOptionsSchema,
+  JobPhase,
+  JobSchema,
+  type JobService,
+  JobState,
+  type JobStatus,
+  JobStatusSchema,
+  type TableRef,
+  TableRefSchema,
+} from '@sluice/proto';
+import type pg from 'pg';
+import { auditNoteKey } from '../call-context.ts';
+import { encryptField } from '../catalog/secret-columns.ts';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  isUniqueViolation,
+  notFound,
+} from '../errors.ts';
+import {
+  checkTransition,
+  JOB_STATE_VALUES,
+  type JobCommand,
+  type JobStateName,
+  jobStateName,
+} from '../scheduler/job-transitions.ts';
+import type { ServiceDeps } from './service-deps.ts';
+import { requireId, requireIdentifier, requireName } from './validation.ts';
+
+const MIB = 1024n * 1024n;
+const MAX_TABLES = 1000;
+const WATCH_POLL_MS = 500;
+
+interface JobRow {
+  id: string;
+  name: string;
+  source_id: string;
+  sink_id: string;
+  tables: Array<{ schema: string; name: string }>;
+  options: JsonValue;
+  state: JobStateName;
+  phase: 'unspecified' | 'snapshot' | 'streaming';
+  lease_worker_id: string | null;
+  lease_epoch: string;
+  checkpoint: JsonValue | null;
+  status: Record<string, JsonValue>;
+  last_error: JsonValue | null;
+  reported_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const PHASES = {
+  unspecified: JobPhase.UNSPECIFIED,
+  snapshot: JobPhase.SNAPSHOT,
+  streaming: JobPhase.STREAMING,
+};
+
+function toJob(row: JobRow): Job {
+  return create(JobSchema, {
+    id: row.id,
+    name: row.name,
+    sourceId: row.source_id,
+    sinkId: row.sink_id,
+    tables: row.tables.map((t) => create(TableRefSchema, t)),
+    options: fromJson(JobOptionsSchema, row.options, { ignoreUnknownFields: true }),
+    state: JOB_STATE_VALUES[row.state],
+    createdAt: timestampFromDate(row.created_at),
+    updatedAt: timestampFromDate(row.updated_at),
+  });
+}
+
+function toStatus(row: JobRow): JobStatus {
+  const reported = fromJson(JobStatusSchema, row.status as JsonValue, { ignoreUnknownFields: true });
+  return create(JobStatusSchema, {
+    ...reported,
+    jobId: row.id,
+    state: JOB_STATE_VALUES[row.state],
+    phase: PHASES[row.phase],
+    workerId: row.lease_worker_id ?? '',
+    epoch: BigInt(row.lease_epoch),
+    ...(row.last_error && {
+      lastError: fromJson(JobErrorSchema, row.last_error, { ignoreUnknownFields: true }),
+    }),
+    ...(row.checkpoint && {
+      checkpoint: fromJson(JobCheckpointSchema, row.checkpoint, { ignoreUnknownFields: true }),
+    }),
+    ...(row.reported_at && { reportedAt: timestampFromDate(row.reported_at) }),
+  });
+}
+
+async function loadJobRow(db: pg.Pool | pg.PoolClient, id: string, lock = false): Promise<JobRow> {
+  const result = await db.query<JobRow>(`select * from jobs where id = $1${lock ? ' for update' : ''}`, [id]);
+  const row = result.rows[0];
+  if (!row) throw notFound('job', id);
+  return row;
+}
+
+function tableKey(t: { schema: string; name: string }): string {
+  return JSON.stringify([t.schema, t.name]);
+}
+
+function resolveTables(tables: TableRef[]): Array<{ schema: string; name: string }> {
+  if (tables.length === 0) throw invalidArgument('tables must name at least one table');
+  if (tables.length > MAX_TABLES) throw invalidArgument(`tables has more than ${MAX_TABLES} entries`);
+  const seen = new Set<string>();
+  return tables.map((table, i) => {
+    const schema = requireIdentifier(`tables[${i}].schema`, table.schema);
+    const name = requireIdentifier(`tables[${i}].name`, table.name);
+    const key = tableKey({ schema, name });
+    if (seen.has(key)) throw invalidArgument(`tables[${i}] repeats ${schema}.${name}`);
+    seen.add(key);
+    return { schema, name };
+  });
+}
+
+function rangeCheck(field: string, value: number | bigint, min: number | bigint, max: number | bigint): void {
+  if (value < min || value > max)
+    throw invalidArgument(`options.${field} ${value} is out of range ${min}–${max}`);
+}
+
+function resolveColumns(
+  field: string,
+  columns: ColumnRef[],
+  tables: Set<string>,
+): Array<{ table: { schema: string; name: string }; column: string }> {
+  if (columns.length > 10_000) throw invalidArgument(`options.${field} has more than 10000 entries`);
+  const seen = new Set<string>();
+  return columns.map((ref, i) => {
+    const where = `options.${field}[${i}]`;
+    if (!ref.table) throw invalidArgument(`${where}.table is required`);
+    const table = {
+      schema: requireIdentifier(`${where}.table.schema`, ref.table.schema),
+      name: requireIdentifier(`${where}.table.name`, ref.table.name),
+    };
+    if (!tables.has(tableKey(table)))
+      throw invalidArgument(
+        `${where} names ${table.schema}.${table.name}, which is not one of the job's tables`,
+      );
+    const column = requireIdentifier(`${where}.column`, ref.column);
+    const key = JSON.stringify([table.schema, table.name, column]);
+    if (seen.has(key)) throw invalidArgument(`${where} repeats column ${column}`);
+    seen.add(key);
+    return { table, column };
+  });
+}
+
+/** Validates options and fills in every default. */
+export function resolveJobOptions(
+  options: JobOptions | undefined,
+  tables: Array<{ schema: string; name: string }>,
+): JobOptions {
+  const o = options ?? create(JobOptionsSchema);
+  const batchMaxRows = o.batchMaxRows || 50_000;
+  rangeCheck('batch_max_rows', batchMaxRows, 1, 10_000_000);
+  const batchMaxBytes = o.batchMaxBytes || 64n * MIB;
+  rangeCheck('batch_max_bytes', batchMaxBytes, 1024n, 10n * 1024n * MIB);
+  const flushIntervalMs = o.flushIntervalMs || 1000;
+  rangeCheck('flush_interval_ms', flushIntervalMs, 100, 3_600_000);
+  const snapshotParallelism = o.snapshotParallelism || 4;
+  rangeCheck('snapshot_parallelism', snapshotParallelism, 1, 64);
+  const snapshotRangePages = o.snapshotRangePages || 16_384;
+  rangeCheck('snapshot_range_pages', snapshotRangePages, 1, 16_777_216);
+  const maxInFlightBytes = o.maxInFlightBytes || 256n * MIB;
+  rangeCheck('max_in_flight_bytes', maxInFlightBytes, batchMaxBytes, 64n * 1024n * MIB);
+  const tableKeys = new Set(tables.map(tableKey));
+  const hash = resolveColumns('hash_columns', o.hashColumns, tableKeys);
+  const exclude = resolveColumns('exclude_columns', o.excludeColumns, tableKeys);
+  const hashed = new Set(hash.map((c) => JSON.stringify([c.table.schema, c.table.name, c.column])));
+  for (const c of exclude) {
+    if (hashed.has(JSON.stringify([c.table.schema, c.table.name, c.column])))
+      throw invalidArgument(
+        `column ${c.column} of ${c.table.schema}.${c.table.name} can't be both hashed and excluded`,
+      );
+  }
+  if (o.keyedHashing && hash.length === 0)
+    throw invalidArgument('options.keyed_hashing needs at least one entry in options.hash_columns');
+  return create(JobOptionsSchema, {
+    initialSnapshot: o.initialSnapshot ?? true,
+    batchMaxRows,
+    batchMaxBytes,
+    flushIntervalMs,
+    hashColumns: hash.map((c) => ({ table: c.table, column: c.column })),
+    excludeColumns: exclude.map((c) => ({ table: c.table, column: c.column })),
+    keyedHashing: o.keyedHashing,
+    snapshotParallelism,
+    snapshotRangePages,
+    maxInFlightBytes,
+  });
+}
+
+function noteResource(ctx: HandlerContext, id: string): void {
+  const note = ctx.values.get(auditNoteKey);
+  if (note) note.resourceId = id;
+}
+
+/** Replication slot and publication names of a job: `sluice_<job id>` with the id's dashes as underscores. */
+export function replicationNames(jobId: string): { slot: string; publication: string } {
+  const name = `sluice_${jobId.replaceAll('-', '_')}`;
+  return { slot: name, publication: name };
+}
+
+export function createJobService(deps: ServiceDeps): ServiceImpl<typeof JobService> {
+  const { pool } = deps;
+
+  async function transition(id: string, command: JobCommand, ctx: HandlerContext): Promise<{ job: Job }> {
+    noteResource(ctx, id);
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      const row = await loadJobRow(client, id, true);
+      const check = checkTransition(command, row.state);
+      if (!check.ok) throw failedPrecondition(`job ${row.name}: ${check.message}`);
+      // Pausing or stopping ends the lease: the worker's next heartbeat doesn't renew it, so it stops the job.
+      // The epoch stays, so the next grant is higher than any the old worker holds.
+      const endLease = command === 'pause' || command === 'stop';
+      await client.query(
+        `update jobs set state = $2, updated_at = now()
+           ${endLease ? ', lease_worker_id = null, lease_expires_at = null' : ''}
+         where id = $1`,
+        [id, check.to],
+      );
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback');
+      throw error;
+    } finally {
+      client.release();
+    }
+    return { job: toJob(await loadJobRow(pool, id)) };
+  }
+
+  return {
+    async createJob(req, ctx) {
+      const name = requireName('name', req.name);
+      const sourceId = requireId('datasource', req.sourceId, 'source_id');
+      const sinkId = requireId('datasource', req.sinkId, 'sink_id');
+      const tables = resolveTables(req.tables);
+      const options = resolveJobOptions(req.options, tables);
+      const kinds = await pool.query<{ id: string; kind: string }>(
+        'select id, kind from datasources where id = any($1::uuid[])',
+        [[sourceId, sinkId]],
+      );
+      const kindOf = new Map(kinds.rows.map((r) => [r.id, r.kind]));
+      if (!kindOf.has(sourceId)) throw notFound('source datasource', sourceId);
+      if (!kindOf.has(sinkId)) throw notFound('sink datasource', sinkId);
+      if (kindOf.get(sourceId) !== 'postgres')
+        throw invalidArgument(
+          `source_id ${sourceId} is a ${kindOf.get(sourceId)} datasource; a source must be PostgreSQL`,
+        );
+      if (kindOf.get(sinkId) !== 'starrocks')
+        throw invalidArgument(
+          `sink_id ${sinkId} is a ${kindOf.get(sinkId)} datasource; a sink must be StarRocks`,
+        );
+      const id = randomUUID();
+      noteResource(ctx, id);
+      let piiKey: Buffer | null = null;
+      if (options.keyedHashing) {
+        const key = randomBytes(32);
+        piiKey = encryptField(deps.keyring, 'jobs', id, 'pii_hmac_key', key);
+        wipe(key);
+      }
+      try {
+        await pool.query(
+          `insert into jobs (id, name, source_id, sink_id, tables, options, state, pii_hmac_key_ciphertext)
+           values ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [
+            id,
+            name,
+            sourceId,
+            sinkId,
+            JSON.stringify(tables),
+            JSON.stringify(toJson(JobOptionsSchema, options)),
+            req.start ? 'pending' : 'created',
+            piiKey,
+          ],
+        );
+      } catch (error) {
+        if (isUniqueViolation(error)) throw alreadyExists(`job name ${JSON.stringify(name)} is taken`);
+        throw error;
+      }
+      return { job: toJob(await loadJobRow(pool, id)) };
+    },
+
+    async getJob(req) {
+      return { job: toJob(await loadJobRow(pool, requireId('job', req.id))) };
+    },
+
+    async listJobs(req) {
+      const state = req.state === JobState.UNSPECIFIED ? undefined : jobStateName(req.state);
+      if (req.state !== JobState.UNSPECIFIED && !state)
+        throw invalidArgument(`state ${req.state} is not a job state`);
+      const result = await pool.query<JobRow>(
+        `select * from jobs ${state ? 'where state = $1' : ''} order by name`,
+        state ? [state] : [],
+      );
+      return { jobs: result.rows.map(toJob) };
+    },
+
+    startJob: (req, ctx) => transition(requireId('job', req.id), 'start', ctx),
+    pauseJob: (req, ctx) => transition(requireId('job', req.id), 'pause', ctx),
+    resumeJob: (req, ctx) => transition(requireId('job', req.id), 'resume', ctx),
+    stopJob: (req, ctx) => transition(requireId('job', req.id), 'stop', ctx),
+
+    async deleteJob(req, ctx) {
+      const id = requireId('job', req.id);
+      noteResource(ctx, id);
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const row = await loadJobRow(client, id, true);
+        const check = checkTransition('delete', row.state);
+        if (!check.ok) throw failedPrecondition(`job ${row.name}: ${check.message}`);
+        if (req.dropReplicationSlot) {
+          const names = replicationNames(id);
+          await client.query(
+            `insert into job_cleanups (job_id, source_id, slot_name, publication_name) values ($1, $2, $3, $4)
+             on conflict (job_id) do nothing`,
+            [id, row.source_id, names.slot, names.publication],
+          );
+        }
+        await client.query('delete from jobs where id = $1', [id]);
+        await client.query('commit');
+      } catch (error) {
+        await client.query('rollback');
+        throw error;
+      } finally {
+        client.release();
+      }
+      return {};
+    },
+
+    async getJobStatus(req) {
+      return { status: toStatus(await loadJobRow(pool, requireId('job', req.id))) };
+    },
+
+    async *watchJobStatus(req, ctx) {
+      const id = requireId('job', req.id);
+      const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
+      let last: JobStatus | undefined;
+      while (!signal.aborted) {
+        const status = toStatus(await loadJobRow(pool, id));
+        if (!last || !equals(JobStatusSchema, last, status)) {
+          last = status;
+          yield { status };
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, WATCH_POLL_MS);
+          function done() {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+          }
+          signal.addEventListener('abort', done);
+        });
+      }
+    },
+  };
+}

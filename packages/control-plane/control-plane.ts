@@ -1,0 +1,157 @@
+// Assembles a control plane from resolved settings: catalog (migrated), first admin, internal CA, TLS
+// material, the admin API behind the auth interceptor, and the server. Tests and the CLI call
+// startControlPlane in-process; main.ts only loads the config and calls it.
+import type { ConnectRouter } from '@connectrpc/connect';
+import { type CertificateAuthority, createLogger, type Keyring, type TlsMaterial } from '@sluice/crypto';
+import type pg from 'pg';
+import type { DestinationStream, Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { adminRoutes } from './api/routes.ts';
+import type { ServiceDeps } from './api/service-deps.ts';
+import { type AuditEntry, appendAudit } from './audit/audit-log.ts';
+import { createAuthInterceptor } from './auth/auth-interceptor.ts';
+import { createFirstAdmin } from './auth/users.ts';
+import { openCatalog } from './catalog/catalog.ts';
+import { ensureInternalCa } from './catalog/internal-ca.ts';
+import type { ControlPlaneConfig } from './config.ts';
+import { ensureDevCertificates } from './dev-certificates.ts';
+import { type RunningServer, startServer } from './server.ts';
+
+export interface StartOptions {
+  /** Where log lines go (default stdout); tests capture them here. */
+  logDestination?: DestinationStream;
+  /** More services on the same port (the worker service), registered after the admin API. */
+  extraRoutes?: (router: ConnectRouter, controlPlane: ControlPlaneCore) => void;
+}
+
+/** What other parts of the control plane (the worker service) build on. */
+export interface ControlPlaneCore {
+  pool: pg.Pool;
+  keyring: Keyring;
+  internalCa: CertificateAuthority;
+  config: ControlPlaneConfig;
+  logger: Logger;
+  audit(entry: AuditEntry): Promise<void>;
+  shutdownSignal: AbortSignal;
+}
+
+export interface ControlPlane extends ControlPlaneCore {
+  host: string;
+  port: number;
+  /** https://host:port, for clients. */
+  url: string;
+  /** The CA clients should trust for this server's certificate. */
+  trustedCaPem: string;
+  /** Serves a new certificate to new connections (full TLS policy repeated). */
+  rotateTls(material: { certPem: string; keyPem: string }): void;
+  /** Graceful: new calls refused, in-flight calls finish, then the catalog closes. */
+  stop(): Promise<void>;
+}
+
+export async function startControlPlane(
+  config: ControlPlaneConfig,
+  options: StartOptions = {},
+): Promise<ControlPlane> {
+  const logger = createLogger('control-plane', {
+    level: config.logLevel,
+    ...(options.logDestination && { destination: options.logDestination }),
+  });
+  const catalog = await openCatalog(config.catalog, logger);
+  let server: RunningServer | undefined;
+  try {
+    const { pool, keyring } = { pool: catalog.pool, keyring: config.keyring };
+    if (config.firstAdmin) await ensureFirstAdmin(pool, config.firstAdmin, logger);
+    const internalCa = await ensureInternalCa(pool, keyring, config.trustDomain);
+    const served: TlsMaterial = config.tls
+      ? { certPem: config.tls.certPem, keyPem: config.tls.keyPem }
+      : await ensureDevCertificates(config.dataDir, internalCa, config.listen.host);
+    const trustedCaPem = config.tls ? (config.tls.caPem ?? '') : internalCa.certPem;
+
+    const shutdown = new AbortController();
+    let stoppedResolve: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => {
+      stoppedResolve = resolve;
+    });
+    const audit = async (entry: AuditEntry) => {
+      await appendAudit(pool, entry);
+    };
+    const core: ControlPlaneCore = {
+      pool,
+      keyring,
+      internalCa,
+      config,
+      logger,
+      audit,
+      shutdownSignal: shutdown.signal,
+    };
+    const deps: ServiceDeps = {
+      pool,
+      keyring,
+      jwtSecret: config.jwtSecret,
+      accessTokenTtlMs: config.accessTokenTtlMs,
+      refreshTokenTtlMs: config.refreshTokenTtlMs,
+      logger,
+      shutdownSignal: shutdown.signal,
+    };
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
+    // Client certificates are verified against the internal CA only: it alone issues worker identities.
+    const tlsFor = (material: { certPem: string; keyPem: string }): TlsMaterial => ({
+      certPem: material.certPem,
+      keyPem: material.keyPem,
+      caPem: internalCa.certPem,
+    });
+    const extra = options.extraRoutes;
+    server = await startServer({
+      host: config.listen.host,
+      port: config.listen.port,
+      tls: tlsFor(served),
+      routes: adminRoutes(
+        deps,
+        { serving: () => !shutdown.signal.aborted, stopped },
+        extra && ((router) => extra(router, core)),
+      ),
+      interceptors: [createAuthInterceptor({ pool, jwtSecret: config.jwtSecret, logger, audit })],
+      registry,
+      logger,
+    });
+    const running = server;
+    const host = running.host.includes(':') ? `[${running.host}]` : running.host;
+    return {
+      ...core,
+      host: running.host,
+      port: running.port,
+      url: `https://${host}:${running.port}`,
+      trustedCaPem,
+      rotateTls: (material) => running.rotateTls(tlsFor(material)),
+      async stop() {
+        if (!shutdown.signal.aborted) {
+          shutdown.abort();
+          stoppedResolve();
+        }
+        await running.shutdown();
+        await catalog.close();
+      },
+    };
+  } catch (error) {
+    await server?.shutdown(0);
+    await catalog.close();
+    throw error;
+  }
+}
+
+async function ensureFirstAdmin(
+  pool: pg.Pool,
+  admin: { username: string; password: string },
+  logger: Logger,
+): Promise<void> {
+  const existing = await pool.query("select 1 from users where role = 'admin' limit 1");
+  if (existing.rowCount) return;
+  const user = await createFirstAdmin(pool, admin).catch((error: unknown) => {
+    // Another control plane starting at the same moment created it.
+    if ((error as { rawMessage?: string }).rawMessage?.startsWith('an admin already exists'))
+      return undefined;
+    throw error;
+  });
+  if (user) logger.info({ userId: user.id }, 'first admin created from SLUICE_ADMIN_USERNAME');
+}

@@ -1,0 +1,193 @@
+// The control plane's one port: a node:http2 secure server (TLS 1.3 only, from @sluice/crypto's policy) that
+// answers gRPC, Connect and gRPC-Web through connect-node, plus GET /metrics. Shutdown is graceful: new calls
+// are refused with 503 (Unavailable), calls in flight finish, then connections close.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  type Interceptor,
+} from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { rotationTlsOptions, serverTlsOptions, type TlsMaterial } from '@sluice/crypto';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type CallPeer, peerKey } from './call-context.ts';
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  tls: TlsMaterial;
+  routes: (router: ConnectRouter) => void;
+  /** Run outermost first, after the metrics interceptor. */
+  interceptors: Interceptor[];
+  registry: Registry;
+  logger: Logger;
+}
+
+export interface RunningServer {
+  host: string;
+  port: number;
+  /** Replaces the certificate (and client CA) for new connections, repeating the full TLS policy. */
+  rotateTls(material: TlsMaterial): void;
+  /** Refuses new calls, waits for in-flight ones (at most `graceMs`), then closes every connection. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+type Request = IncomingMessage | http2.Http2ServerRequest;
+type Response = ServerResponse | http2.Http2ServerResponse;
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { logger, registry } = options;
+  const requests = new Counter({
+    name: 'sluice_rpc_requests_total',
+    help: 'RPCs handled, by method and result code',
+    labelNames: ['method', 'code'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'sluice_rpc_duration_seconds',
+    help: 'RPC handling time until the response (or, for streams, its first message) is ready',
+    labelNames: ['method'] as const,
+    registers: [registry],
+  });
+  const inFlightGauge = new Gauge({
+    name: 'sluice_http_requests_in_flight',
+    help: 'HTTP requests being served',
+    registers: [registry],
+  });
+
+  const metrics: Interceptor = (next) => async (req) => {
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const end = duration.startTimer({ method });
+    try {
+      const res = await next(req);
+      requests.inc({ method, code: 'ok' });
+      return res;
+    } catch (error) {
+      requests.inc({ method, code: Code[ConnectError.from(error).code] ?? 'unknown' });
+      throw error;
+    } finally {
+      end();
+    }
+  };
+
+  const adapter = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: [metrics, ...options.interceptors],
+    contextValues: (req) => createContextValues().set(peerKey, peerOf(req as Request)),
+  });
+
+  let closing = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  const handler = (req: Request, response: Response) => {
+    // Both response types share this surface; the union itself isn't callable in TypeScript.
+    const res = response as ServerResponse;
+    if (req.method === 'GET' && req.url === '/metrics') {
+      registry
+        .metrics()
+        .then((body) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(body);
+        })
+        .catch(() => {
+          res.writeHead(500);
+          res.end();
+        });
+      return;
+    }
+    if (closing) {
+      // Connect and gRPC clients both map HTTP 503 to Unavailable: retry elsewhere.
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('control plane is shutting down');
+      return;
+    }
+    inFlight += 1;
+    inFlightGauge.inc();
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      inFlight -= 1;
+      inFlightGauge.dec();
+      if (closing && inFlight === 0) idle?.();
+    };
+    res.once('close', done);
+    res.once('finish', done);
+    (adapter as (req: Request, res: Response) => void)(req, response);
+  };
+
+  const server = http2.createSecureServer(serverTlsOptions(options.tls), handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<TLSSocket>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  // Handshake failures (TLS 1.2 clients, plain HTTP, port scanners) are normal on an open port: note them
+  // at debug level without anything the peer sent.
+  server.on('tlsClientError', (error: Error & { code?: string }) => {
+    logger.debug({ code: error.code }, 'TLS handshake refused');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  logger.info({ host: address.address, port: address.port }, 'control plane listening');
+
+  return {
+    host: address.address,
+    port: address.port,
+    rotateTls(material) {
+      server.setSecureContext(rotationTlsOptions(material));
+      logger.info('TLS certificate rotated');
+    },
+    async shutdown(graceMs = 10_000) {
+      if (closing) return;
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // GOAWAY: streams already open finish, the client opens no new ones on this connection.
+      for (const session of sessions) session.close();
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+      logger.info('control plane stopped');
+    },
+  };
+}
+
+function peerOf(req: Request): CallPeer {
+  const socket = ('stream' in req ? req.stream.session?.socket : req.socket) as TLSSocket | undefined;
+  if (!socket) return { remoteAddress: '', peerCertificate: undefined, authorized: false, tlsProtocol: null };
+  const certificate =
+    typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+  return {
+    remoteAddress: socket.remoteAddress ?? '',
+    // Node returns an empty object when no certificate was presented.
+    peerCertificate: certificate && Object.keys(certificate).length > 0 ? certificate : undefined,
+    authorized: socket.authorized === true,
+    tlsProtocol: typeof socket.getProtocol === 'function' ? socket.getProtocol() : null,
+  };
+}
