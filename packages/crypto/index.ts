@@ -1,6 +1,16 @@
 // @sluice/crypto: the secrets core shared by the control plane, the workers and the CLI.
 
 export {
+  type Envelope,
+  type EnvelopeBinding,
+  EnvelopeError,
+  type EnvelopeErrorCode,
+  type EnvelopeKeyPair,
+  generateEnvelopeKeyPair,
+  openEnvelope,
+  sealEnvelope,
+} from './envelope.ts';
+export {
   createKeyring,
   generateEncryptionKey,
   type Keyring,
