@@ -20,6 +20,7 @@ export {
   type RecordIdentity,
 } from './keyring.ts';
 export { createLogger, LOG_REDACT_PATHS, loggerOptions } from './logger-options.ts';
+export { hashPii, hmacPii, normalizePii } from './pii.ts';
 export {
   type CertificateAuthority,
   createCertificateAuthority,
