@@ -10,6 +10,15 @@ export {
   startPostgres,
 } from './postgres-server.ts';
 export { type ServiceProcess, type ServiceProcessOptions, startServiceProcess } from './service-process.ts';
+export {
+  type EmulatedColumnInfo,
+  type EmulatorFault,
+  type LoadRecord,
+  type RequestRecord,
+  type StarRocksEmulator,
+  type StarRocksEmulatorOptions,
+  startStarRocksEmulator,
+} from './starrocks-emulator/starrocks-emulator.ts';
 export { createTestCa, type TestCa, type TestKeyPair } from './test-ca.ts';
 export { createTestDatabase, sharedPostgres, type TestDatabase } from './test-database.ts';
 export { type WaitForOptions, waitFor } from './wait-for.ts';

@@ -1,0 +1,164 @@
+// The StarRocks datasource and the MySQL-protocol connection used for DDL and lookups (text-protocol
+// `query()` only: server-side prepared statements exist only from StarRocks 3.2). One lazily opened
+// connection per sink; a lost connection is reopened on the next statement. Driver errors are translated
+// into StarRocksErrors that name the datasource, never the password.
+import mysql from 'mysql2/promise';
+import { StarRocksError } from './starrocks-error.ts';
+
+export interface StarRocksTlsOptions {
+  /** PEM CA certificate(s) to trust instead of the system store. */
+  ca?: string | Buffer;
+  /** Default true. Only a test may turn verification off. */
+  rejectUnauthorized?: boolean;
+  /** Name to verify the certificate against when it differs from `host`. */
+  servername?: string;
+}
+
+export interface StarRocksDatasource {
+  /** The datasource's name, used in every error message. */
+  name: string;
+  /** FE host. */
+  host: string;
+  /** FE MySQL-protocol port (`query_port`), default 9030. */
+  queryPort?: number;
+  /** FE HTTP port, default 8030, or 8443 (`https_port`) with `ssl`. */
+  httpPort?: number;
+  user: string;
+  password: string;
+  /** Target database; created when missing. */
+  database: string;
+  /**
+   * `ssl_enabled`: TLS on the MySQL port and HTTPS to the FE (`true` uses the system CAs). Row data is then
+   * never sent in clear: a redirect to a plain-HTTP BE is refused unless `allowPlaintextBeRedirect`.
+   */
+  ssl?: boolean | StarRocksTlsOptions;
+  /** Trusted-network exception: with `ssl`, allow following the FE's 307 to a plain-HTTP BE. Default false. */
+  allowPlaintextBeRedirect?: boolean;
+  /** Rewrite a redirect to 127.0.0.1/localhost/::1 to the FE host (single-container StarRocks). Default false. */
+  rewriteLoopbackRedirect?: boolean;
+}
+
+/** `StarRocks datasource "name" (user "u" at host:port)`: how errors refer to the target. */
+export function describeDatasource(datasource: StarRocksDatasource, port?: number): string {
+  const at = `${datasource.host}:${port ?? datasource.queryPort ?? 9030}`;
+  return `StarRocks datasource ${JSON.stringify(datasource.name)} (user ${JSON.stringify(datasource.user)} at ${at})`;
+}
+
+/** Resolved TLS options, or undefined when TLS is off. */
+export function tlsOptions(datasource: StarRocksDatasource): StarRocksTlsOptions | undefined {
+  if (!datasource.ssl) return undefined;
+  return datasource.ssl === true ? {} : datasource.ssl;
+}
+
+export interface StarRocksConnection {
+  /** Runs one text-protocol statement; rows for SELECTs, an empty array otherwise. */
+  query<T extends Record<string, unknown> = Record<string, unknown>>(sql: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export function createStarRocksConnection(datasource: StarRocksDatasource): StarRocksConnection {
+  let current: Promise<mysql.Connection> | undefined;
+  const describe = describeDatasource(datasource);
+
+  function open(): Promise<mysql.Connection> {
+    const tls = tlsOptions(datasource);
+    const opening = mysql.createConnection({
+      host: datasource.host,
+      port: datasource.queryPort ?? 9030,
+      user: datasource.user,
+      password: datasource.password,
+      connectTimeout: 15_000,
+      multipleStatements: false,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+      ...(tls
+        ? {
+            ssl: {
+              ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+              rejectUnauthorized: tls.rejectUnauthorized ?? true,
+              ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+            },
+          }
+        : {}),
+    });
+    const connection = opening.then((opened) => {
+      opened.on('error', () => {
+        if (current === connection) current = undefined;
+      });
+      return opened;
+    });
+    connection.catch(() => {
+      if (current === connection) current = undefined;
+    });
+    return connection;
+  }
+
+  return {
+    async query<T extends Record<string, unknown>>(sql: string): Promise<T[]> {
+      current ??= open();
+      const connection = current;
+      try {
+        const [rows] = await (await connection).query({ sql, rowsAsArray: false });
+        return Array.isArray(rows) ? (rows as T[]) : [];
+      } catch (error) {
+        const translated = translateMysqlError(error, describe);
+        if (translated.kind !== 'operator' || isConnectionFailure(error)) {
+          if (current === connection) current = undefined;
+          (await connection.catch(() => undefined))?.destroy();
+        }
+        throw translated;
+      }
+    },
+    async close(): Promise<void> {
+      const connection = current;
+      current = undefined;
+      const opened = await connection?.catch(() => undefined);
+      await opened?.end().catch(() => opened.destroy());
+    },
+  };
+}
+
+interface DriverError {
+  code?: string;
+  errno?: number;
+  sqlMessage?: string;
+  message?: string;
+  fatal?: boolean;
+}
+
+function isConnectionFailure(error: unknown): boolean {
+  return (error as DriverError | undefined)?.fatal === true;
+}
+
+/** Maps a mysql2 error to a StarRocksError; the message holds StarRocks' own text, never the password. */
+export function translateMysqlError(error: unknown, describe: string): StarRocksError {
+  const driver = (error ?? {}) as DriverError;
+  const code = driver.code ?? '';
+  if (code === 'ER_ACCESS_DENIED_ERROR' || driver.errno === 1045) {
+    return new StarRocksError('operator', `${describe} rejected the credentials`, {
+      solution: 'check the user and password stored for this datasource',
+      cause: error,
+    });
+  }
+  if (code === 'HANDSHAKE_NO_SSL_SUPPORT') {
+    return new StarRocksError('operator', `${describe} does not offer TLS on its MySQL port`, {
+      solution: 'enable TLS on the StarRocks FE (v3.4.1+) or turn ssl off for this datasource',
+      cause: error,
+    });
+  }
+  if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|PROTOCOL_)/.test(code)) {
+    return new StarRocksError('transient', `${describe} is unreachable (${code})`, { cause: error });
+  }
+  if (/certificate|self.signed|CERT_|ERR_TLS/i.test(`${code} ${driver.message ?? ''}`)) {
+    return new StarRocksError('operator', `${describe}: TLS certificate not trusted (${code || 'TLS'})`, {
+      solution: "give the datasource the CA that signed StarRocks' certificate",
+      cause: error,
+    });
+  }
+  const text = (driver.sqlMessage ?? driver.message ?? String(error)).slice(0, 300);
+  return new StarRocksError('operator', `${describe}: ${text}`, {
+    solution: 'check the StarRocks message above; the sink will retry once it is fixed',
+    cause: error,
+  });
+}

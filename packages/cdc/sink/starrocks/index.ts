@@ -1,0 +1,17 @@
+// The StarRocks sink: Primary Key tables over the MySQL port, rows over Stream Load.
+
+export type { StarRocksDatasource, StarRocksTlsOptions } from './connection.ts';
+export type { WriteOp } from './encoding.ts';
+export { type LabelParts, streamLoadLabel } from './label.ts';
+export type { TableMapping } from './schema.ts';
+export { isStarRocksError, StarRocksError, type StarRocksErrorKind } from './starrocks-error.ts';
+export {
+  createStarRocksSink,
+  defaultTargetTable,
+  type StarRocksSink,
+  type StarRocksSinkOptions,
+  toWriteOps,
+  type WriteResult,
+} from './starrocks-sink.ts';
+export type { RetryOptions } from './stream-load-client.ts';
+export { type MappedType, mapColumnType, type ValueCodec } from './type-map.ts';

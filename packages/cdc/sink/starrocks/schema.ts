@@ -1,0 +1,153 @@
+// Source schema → StarRocks Primary Key table, and the DDL that creates and evolves it over the MySQL
+// port. Key columns come first and NOT NULL (StarRocks requires both); other columns are always NULL so a
+// delete row or a partial update may omit them. Column existence is checked in information_schema before
+// every ADD/DROP (`ADD COLUMN IF NOT EXISTS` is not reliably accepted), and schema changes are awaited
+// until information_schema shows them, since StarRocks may run them asynchronously.
+import type { ColumnSchema, TableRef, TableSchema } from '../../change-event.ts';
+import type { StarRocksConnection } from './connection.ts';
+import type { EncodedColumn } from './encoding.ts';
+import { checkIdentifier, qualifiedTable, quoteIdentifier } from './identifier.ts';
+import { StarRocksError } from './starrocks-error.ts';
+import { mapColumnType } from './type-map.ts';
+
+export interface MappedColumn extends EncodedColumn {
+  /** StarRocks type as written in DDL. */
+  sql: string;
+}
+
+export interface TableMapping {
+  source: TableRef;
+  database: string;
+  table: string;
+  /** Key columns first (in key order), then the rest in PostgreSQL's order. */
+  columns: MappedColumn[];
+  primaryKey: string[];
+}
+
+export interface TableDdlOptions {
+  /** `replication_num`; omitted (StarRocks' default, 3) when unset. */
+  replicationNum?: number;
+  /** `BUCKETS n`; StarRocks chooses when unset. */
+  buckets?: number;
+}
+
+/** Maps a source schema; refuses names StarRocks can't hold and column names equal but for case. */
+export function mapTable(schema: TableSchema, database: string, table: string): TableMapping {
+  const context = `table ${schema.table.schema}.${schema.table.name}`;
+  checkIdentifier('database', database);
+  checkIdentifier('table', table, context);
+  if (schema.primaryKey.length === 0) {
+    throw new StarRocksError('operator', `${context} has no primary key or replica identity`, {
+      solution: 'add a primary key to the PostgreSQL table, or exclude it from the job',
+    });
+  }
+  const seen = new Map<string, string>();
+  for (const column of schema.columns) {
+    checkIdentifier('column', column.name, context);
+    const folded = column.name.toLowerCase();
+    const clash = seen.get(folded);
+    if (clash !== undefined) {
+      throw new StarRocksError(
+        'operator',
+        `${context}: columns ${JSON.stringify(clash)} and ${JSON.stringify(column.name)} differ only in case, which StarRocks can't tell apart`,
+        { solution: 'rename one of the columns in PostgreSQL or exclude one from the job' },
+      );
+    }
+    seen.set(folded, column.name);
+  }
+  const byName = new Map(schema.columns.map((column) => [column.name, column]));
+  const keys = schema.primaryKey.map((name) => {
+    const column = byName.get(name);
+    if (!column)
+      throw new StarRocksError('fatal', `${context}: key column ${JSON.stringify(name)} is not a column`);
+    return mapColumn(column, true);
+  });
+  const keySet = new Set(schema.primaryKey);
+  const rest = schema.columns
+    .filter((column) => !keySet.has(column.name))
+    .map((column) => mapColumn(column, false));
+  return {
+    source: schema.table,
+    database,
+    table,
+    columns: [...keys, ...rest],
+    primaryKey: [...schema.primaryKey],
+  };
+}
+
+export function mapColumn(column: ColumnSchema, key: boolean): MappedColumn {
+  const mapped = mapColumnType(column.type, key);
+  return { name: column.name, sql: mapped.sql, codec: mapped.codec, key };
+}
+
+function columnDefinition(column: MappedColumn): string {
+  return `${quoteIdentifier(column.name)} ${column.sql} ${column.key ? 'not null' : 'null'}`;
+}
+
+export function createDatabaseSql(database: string): string {
+  return `create database if not exists ${quoteIdentifier(database)}`;
+}
+
+export function createTableSql(mapping: TableMapping, options: TableDdlOptions = {}): string {
+  const keys = mapping.primaryKey.map(quoteIdentifier).join(', ');
+  const properties = [
+    ...(options.replicationNum === undefined ? [] : [`"replication_num" = "${options.replicationNum}"`]),
+    '"fast_schema_evolution" = "true"',
+  ];
+  const buckets = options.buckets === undefined ? '' : ` buckets ${options.buckets}`;
+  return (
+    `create table if not exists ${qualifiedTable(mapping.database, mapping.table)} (\n  ` +
+    mapping.columns.map(columnDefinition).join(',\n  ') +
+    `\n) primary key (${keys})\ndistributed by hash(${keys})${buckets}\nproperties (${properties.join(', ')})`
+  );
+}
+
+export function addColumnSql(mapping: TableMapping, column: MappedColumn): string {
+  return `alter table ${qualifiedTable(mapping.database, mapping.table)} add column ${columnDefinition(column)}`;
+}
+
+export function dropColumnSql(mapping: TableMapping, column: string): string {
+  return `alter table ${qualifiedTable(mapping.database, mapping.table)} drop column ${quoteIdentifier(column)}`;
+}
+
+export function truncateTableSql(mapping: TableMapping): string {
+  return `truncate table ${qualifiedTable(mapping.database, mapping.table)}`;
+}
+
+/** A SQL string literal; names reaching here were checked already, this is the second line of defence. */
+export function stringLiteral(text: string): string {
+  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+}
+
+export interface ExistingColumn {
+  name: string;
+  type: string;
+  key: boolean;
+}
+
+/** The table's columns per information_schema, lower-cased name → column; undefined when there's no table. */
+export async function existingColumns(
+  connection: StarRocksConnection,
+  database: string,
+  table: string,
+): Promise<Map<string, ExistingColumn> | undefined> {
+  const rows = await connection.query(
+    `select column_name as name, column_type as type, column_key as col_key from information_schema.columns ` +
+      `where table_schema = ${stringLiteral(database)} and table_name = ${stringLiteral(table)} order by ordinal_position`,
+  );
+  if (rows.length === 0) {
+    const tables = await connection.query(
+      `select table_name as name from information_schema.tables ` +
+        `where table_schema = ${stringLiteral(database)} and table_name = ${stringLiteral(table)}`,
+    );
+    if (tables.length === 0) return undefined;
+  }
+  const columns = new Map<string, ExistingColumn>();
+  for (const row of rows) {
+    const name = String(row.name ?? row.NAME ?? row.COLUMN_NAME);
+    const type = String(row.type ?? row.TYPE ?? row.COLUMN_TYPE ?? '');
+    const key = String(row.col_key ?? row.COL_KEY ?? row.COLUMN_KEY ?? '') === 'PRI';
+    columns.set(name.toLowerCase(), { name, type, key });
+  }
+  return columns;
+}
