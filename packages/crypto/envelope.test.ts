@@ -175,6 +175,32 @@ describe('sealed envelopes', () => {
     await expect(webcrypto.subtle.exportKey('pkcs8', workerA.privateKey)).rejects.toThrow();
   });
 
+  it('open from byte arrays that sit at an offset inside larger buffers, as protobuf decoding yields them', async () => {
+    const envelope = await seal();
+    const embed = (bytes: Uint8Array) => {
+      const pooled = new Uint8Array(bytes.length + 9);
+      pooled.set(bytes, 5);
+      return pooled.subarray(5, 5 + bytes.length);
+    };
+    const moved = {
+      ...envelope,
+      encapsulatedKey: embed(envelope.encapsulatedKey),
+      ciphertext: embed(envelope.ciphertext),
+    };
+    expect((await openEnvelope(workerA.privateKey, moved, expected)).toString('utf8')).toBe(SECRET);
+  });
+
+  it('refuse to seal with an incomplete binding', async () => {
+    for (const bad of [
+      { workerId: '' },
+      { epoch: 1 as unknown as bigint },
+      { expiresAt: new Date(Number.NaN) },
+      { role: '' },
+    ]) {
+      await expect(sealEnvelope(workerA.publicKey, ascii(SECRET), binding(bad))).rejects.toThrow(TypeError);
+    }
+  });
+
   it('carry an empty or a large secret', async () => {
     for (const secret of [new Uint8Array(0), new Uint8Array(64 * 1024).fill(7)]) {
       const envelope = await sealEnvelope(workerA.publicKey, secret, binding());

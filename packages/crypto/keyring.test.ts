@@ -129,6 +129,25 @@ describe('a keyring', () => {
     expect(after.keyIdOf(reencrypted)).toBe(after.currentKeyId);
   });
 
+  it('decrypts a ciphertext that sits at an offset inside a larger buffer, as drivers hand bytea back', () => {
+    const keyring = createKeyring(KEY);
+    const stored = keyring.encrypt(PLAINTEXT, ROW);
+    const pooled = Buffer.concat([Buffer.alloc(7, 0xee), stored, Buffer.alloc(5, 0xee)]);
+    const view = pooled.subarray(7, 7 + stored.length);
+    expect(keyring.decrypt(view, ROW).toString('utf8')).toBe(PLAINTEXT);
+    expect(keyring.keyIdOf(view)).toBe(keyring.currentKeyId);
+  });
+
+  it('insists on a complete record identity, since it is what binds a ciphertext to its row', () => {
+    const keyring = createKeyring(KEY);
+    for (const aad of [{ ...ROW, table: '' }, { ...ROW, rowId: '' }, { table: 't', rowId: 'r' }, undefined]) {
+      expect(() => keyring.encrypt(PLAINTEXT, aad as RecordIdentity)).toThrow(TypeError);
+    }
+    // Length prefixes keep ('ab', 'c') and ('a', 'bc') apart.
+    const stored = keyring.encrypt(PLAINTEXT, { table: 'ab', rowId: 'c', field: 'f' });
+    expect(() => keyring.decrypt(stored, { table: 'a', rowId: 'bc', field: 'f' })).toThrow(KeyringError);
+  });
+
   it('ignores a key listed as both current and previous', () => {
     const keyring = createKeyring(KEY, [KEY, OLD_KEY, OLD_KEY]);
     expect(keyring.keyIds).toHaveLength(2);

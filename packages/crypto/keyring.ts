@@ -180,13 +180,13 @@ class AesGcmKeyring implements Keyring {
     if (key === undefined) {
       throw new KeyringError(
         'UNKNOWN_KEY_ID',
-        `${describe(aad)} was encrypted under key ${parsed.keyId}, which is not in the keyring (known: ${this.keyIds.join(', ')}); add the old key to ${PREVIOUS_KEYS}`,
+        `${recordName(aad)} was encrypted under key ${parsed.keyId}, which is not in the keyring (known: ${this.keyIds.join(', ')}); add the old key to ${PREVIOUS_KEYS}`,
       );
     }
     if (!timingSafeEqual(parsed.aadDigest, aadDigest(identity))) {
       throw new KeyringError(
         'AAD_MISMATCH',
-        `the ciphertext read for ${describe(aad)} belongs to another record`,
+        `the ciphertext read for ${recordName(aad)} belongs to another record`,
       );
     }
     try {
@@ -198,7 +198,7 @@ class AesGcmKeyring implements Keyring {
         Buffer.concat([parsed.header, identity]),
       );
     } catch (cause) {
-      throw new KeyringError('TAMPERED', `the ciphertext of ${describe(aad)} failed authentication`, {
+      throw new KeyringError('TAMPERED', `the ciphertext of ${recordName(aad)} failed authentication`, {
         cause,
       });
     }
@@ -305,7 +305,7 @@ function keyIdBytes(key: KeyObject): Buffer {
   return createHmac('sha256', key).update(KEY_ID_LABEL).digest().subarray(0, KEY_ID_BYTES);
 }
 
-function describe(aad: RecordIdentity): string {
+function recordName(aad: RecordIdentity): string {
   return `${aad.table}.${aad.field} of row ${aad.rowId}`;
 }
 

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger, LOG_REDACT_PATHS, loggerOptions } from './logger-options.ts';
 import { scrubSecrets } from './scrub-secrets.ts';
@@ -14,6 +15,36 @@ function capture(level = 'trace') {
 }
 
 describe('the shared pino settings', () => {
+  it('are needed: plain pino writes the same canaries this file proves absent', () => {
+    const lines: string[] = [];
+    const plain = pino({}, { write: (line: string) => lines.push(line) });
+    plain.info({ a: { b: { password: CANARY } } }, `dsn ${DSN}`);
+    plain.error(new Error(`connect failed: ${DSN}`));
+    expect(lines.join('')).toContain(CANARY);
+    expect(lines).toHaveLength(2);
+  });
+
+  it('never print a Secret holding a DSN, logged directly, nested, in arrays, as a format argument or in an Error', () => {
+    const { logger, text, lines } = capture();
+    const dsn = Secret.of(DSN);
+    logger.info({ dsn });
+    logger.info({ job: { source: { connection: dsn, replicas: [dsn, { url: dsn }] } } }, 'nested');
+    logger.info('connecting to %s with %o', dsn, { target: dsn });
+    logger.info(`template ${dsn}`);
+    logger.error(new Error(`connect failed for ${dsn}`));
+    logger.error({ err: new Error(`raw ${DSN}`), attempt: 2 }, 'raw DSN in a driver error');
+    expect(lines).toHaveLength(6);
+    expect(text()).not.toContain(CANARY);
+    expect(text()).not.toContain('sluice:');
+  });
+
+  it('scrub what reaches the line past the hooks, such as a child message prefix', () => {
+    const { logger, text } = capture();
+    logger.child({}, { msgPrefix: `[${DSN}] ` }).info('prefixed');
+    expect(text()).not.toContain(CANARY);
+    expect(text()).toContain('prefixed');
+  });
+
   it('redact secret fields at the top level, several levels deep and in case variants', () => {
     const { logger, text, lines } = capture();
     logger.info({

@@ -253,6 +253,17 @@ describe('clientSecureContext', () => {
     });
   });
 
+  it('refuses a server whose certificate comes from another CA', async () => {
+    const impostor = await createCertificateAuthority({ trustDomain: 'sluice.test' });
+    const material = await impostor.issueServerCertificate({ hosts: ['localhost', '127.0.0.1'] });
+    const { port } = await startServer({ certPem: material.certPem, keyPem: material.keyPem });
+    await expect(
+      handshake(port, { secureContext: clientSecureContext({ caPem: ca.certPem }) }),
+    ).rejects.toMatchObject({
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
+  });
+
   it('refuses a certificate without its key, or a key without its certificate', () => {
     expect(() => clientSecureContext({ caPem: ca.certPem, certPem: first.certPem })).toThrow(TypeError);
     expect(() => clientSecureContext({ caPem: ca.certPem, keyPem: first.keyPem })).toThrow(TypeError);
