@@ -149,6 +149,7 @@ describe('the TLS policy', () => {
       requestCert: false,
       allowHTTP1: false,
     });
+    expect(rotationTlsOptions({ certPem: first.certPem, keyPem: first.keyPem }).ca).toEqual([]);
     expect(rotationTlsOptions(second)).toEqual({
       ...TLS_POLICY,
       cert: second.certPem,
@@ -185,6 +186,14 @@ describe('a server built from serverTlsOptions', () => {
         expect(result).toEqual({ protocol: 'TLSv1.3', cipher: suite, fingerprint: fingerprint(material) });
       }
     }
+  });
+
+  it('still handshakes but authorizes no client certificate when given no caPem (an empty trust list, not the public roots)', async () => {
+    const { port } = await startServer({ certPem: first.certPem, keyPem: first.keyPem });
+    const client = await workerMaterial(ca, 'worker-3');
+    expect(await http2Get(port, { cert: client.certPem, key: client.keyPem })).toMatchObject({
+      authorized: false,
+    });
   });
 
   it('refuses a TLS 1.3 client that only offers a suite outside the policy', async () => {

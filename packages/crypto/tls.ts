@@ -53,9 +53,14 @@ export function serverTlsOptions(
  * repeated here rather than only the new certificate.
  */
 export function rotationTlsOptions(material: TlsMaterial): SecureContextOptions {
-  const options: SecureContextOptions = { ...TLS_POLICY, cert: material.certPem, key: material.keyPem };
-  if (material.caPem !== undefined) options.ca = material.caPem;
-  return options;
+  return {
+    ...TLS_POLICY,
+    cert: material.certPem,
+    key: material.keyPem,
+    // Without `ca` Node verifies client certificates against its public root store, so any publicly issued
+    // certificate would count as `authorized`. An empty list trusts nobody instead.
+    ca: material.caPem ?? [],
+  };
 }
 
 /**
