@@ -91,11 +91,12 @@ export function loadKeyring(env: NodeJS.ProcessEnv = process.env): Keyring {
   if (current === undefined) {
     throw new KeyringError(
       'KEY_MISSING',
-      `no encryption key: set ${CURRENT_KEY} (64 hex characters) or ${CURRENT_KEY_FILE}; generate one with \`sluice keys generate\``,
+      `no encryption key: set ${CURRENT_KEY} (64 hex characters, e.g. from \`openssl rand -hex 32\`) or ${CURRENT_KEY_FILE}`,
     );
   }
-  const previous = readSetting(env, PREVIOUS_KEYS, PREVIOUS_KEYS_FILE);
+  let previous: { bytes: Buffer; source: string } | undefined;
   try {
+    previous = readSetting(env, PREVIOUS_KEYS, PREVIOUS_KEYS_FILE);
     const currentKey = decodeKey(current.bytes, current.source);
     const previousKeys = previous === undefined ? [] : splitKeys(previous.bytes, previous.source);
     return new AesGcmKeyring(currentKey, previousKeys);
