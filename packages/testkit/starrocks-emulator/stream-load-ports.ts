@@ -167,6 +167,7 @@ export async function startStreamLoadPorts(options: StreamLoadPortsOptions): Pro
     const table = load ? decodeURIComponent(load[2]!) : undefined;
     const slow = takeFault('fe', table, ['slow']);
     if (slow?.kind === 'slow') await delay(slow.delayMs);
+    if (request.destroyed) return;
     const broken = takeFault('fe', table, ['http-error']);
     if (broken?.kind === 'http-error') return send(response, broken.status ?? 503, 'Service Unavailable');
     if (entry.authorization !== 'valid') {
@@ -220,6 +221,7 @@ export async function startStreamLoadPorts(options: StreamLoadPortsOptions): Pro
     const tableName = decodeURIComponent(load[2]!);
     const slow = takeFault('be', tableName, ['slow']);
     if (slow?.kind === 'slow') await delay(slow.delayMs);
+    if (request.destroyed) return; // the client gave up while we were slow
     const broken = takeFault('be', tableName, ['http-error']);
     if (broken?.kind === 'http-error') return send(response, broken.status ?? 503, 'Service Unavailable');
 
@@ -286,10 +288,12 @@ export async function startStreamLoadPorts(options: StreamLoadPortsOptions): Pro
     request.on('close', () => {
       if (!response.writableEnded && txn.state === 'PREPARE' && !request.complete) txn.state = 'ABORTED';
     });
-    await new Promise<void>((resolve) => {
-      request.on('end', resolve);
-      request.on('close', resolve);
-    });
+    if (!request.complete && !request.destroyed) {
+      await new Promise<void>((resolve) => {
+        request.on('end', resolve);
+        request.on('close', resolve);
+      });
+    }
     if (aborted || !request.complete) {
       txn.state = 'ABORTED';
       return;

@@ -282,6 +282,39 @@ function sinkSuite(name: string, start: () => Promise<Target>) {
       expect((await items(database)).map((row) => row.name)).toEqual(['later']);
     });
 
+    it('retries a batch whose connection reset mid-load and never applies it twice', async (context) => {
+      const emulator = target.emulator;
+      if (!emulator) return context.skip('faults need the emulator');
+      const { sink, database } = newSink();
+      await sink.ensureTable(itemsSchema());
+      await sink.write(
+        ref('items'),
+        [upsert({ id: '1', name: 'v1', price: null, body: null, updated_at: null })],
+        lsn(1),
+      );
+      // The batch increments nothing by itself, so the proof is the emulator's load log: one applied load per label.
+      emulator.faults.inject({ kind: 'reset-mid-body', table: 'items' });
+      emulator.faults.inject({ kind: 'reset-after-commit', table: 'items' });
+      const result = await sink.write(
+        ref('items'),
+        [
+          upsert({ id: '1', name: 'v2', price: null, body: null, updated_at: null }),
+          remove({ id: '1' }),
+          upsert({ id: '2', name: 'n', price: null, body: null, updated_at: null }),
+        ],
+        lsn(2),
+      );
+      expect(result).toEqual({ loads: 1, rows: 3, deduplicated: 1 });
+      const applied = emulator.loads.filter(
+        (load) => load.database === database && load.status === 'Success',
+      );
+      expect(applied.map((load) => load.label)).toEqual([
+        'sluice_job1_items_1_1_1',
+        'sluice_job1_items_1_2_2',
+      ]);
+      expect((await items(database)).map((row) => [row.id, row.name])).toEqual([['2', 'n']]);
+    });
+
     it('fails the whole batch when StarRocks filters a row, naming the row', async () => {
       const { sink, database } = newSink();
       await sink.ensureTable({
