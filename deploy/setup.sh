@@ -14,7 +14,7 @@ umask 077
 CONTROL_PLANE=https://control-plane:8443
 CA_FILE=/etc/sluice/tls/ca.crt
 TOKENS=/var/lib/sluice/bootstrap
-ADMIN=admin
+ADMIN='admin'
 
 if [ "$#" -eq 0 ]; then
   echo "usage: setup.sh WORKER..." >&2
@@ -56,6 +56,7 @@ for worker in "$@"; do
       ;;
   esac
   # The token goes from the CLI's JSON straight into its file; it is never printed.
+  # shellcheck disable=SC2016 # JavaScript, not shell
   cli token create --ttl 15m --json | node -e '
     let input = "";
     process.stdin.on("data", (chunk) => { input += chunk; });

@@ -87,14 +87,21 @@ function merge(into: Map<string, Map<string, Body[]>>, from: Map<string, Map<str
   }
 }
 
-/** Parses every `.tf` file of one directory (a module or a fixture), not its subdirectories. */
-export async function loadModule(dir: string): Promise<Module> {
-  const module: Module = { dir, resources: new Map(), data: new Map(), locals: new Map() };
+/** hcl2json's rendering of every `.tf` file of one directory, not its subdirectories. */
+export async function parseDirectory(dir: string): Promise<Record<string, unknown>[]> {
   const files = readdirSync(dir)
     .filter((file) => file.endsWith('.tf'))
     .sort();
-  for (const file of files) {
-    const parsed = await hcl2json.parse(file, readFileSync(path.join(dir, file), 'utf8'));
+  const parsed: Record<string, unknown>[] = [];
+  for (const file of files)
+    parsed.push(await hcl2json.parse(file, readFileSync(path.join(dir, file), 'utf8')));
+  return parsed;
+}
+
+/** Parses one directory (a module or a fixture) into what the rules look at. */
+export async function loadModule(dir: string): Promise<Module> {
+  const module: Module = { dir, resources: new Map(), data: new Map(), locals: new Map() };
+  for (const parsed of await parseDirectory(dir)) {
     merge(module.resources, byType(parsed.resource));
     merge(module.data, byType(parsed.data));
     for (const locals of blocks(parsed.locals)) {
