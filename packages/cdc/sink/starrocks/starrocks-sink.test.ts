@@ -109,6 +109,11 @@ function sinkSuite(name: string, start: () => Promise<Target>) {
     const items = (database: string) =>
       select(database, `select id, name, price, body from \`${database}\`.items order by id`);
 
+    it('reads the StarRocks version over the MySQL port', async () => {
+      const { sink } = newSink();
+      expect(await sink.version()).toMatch(/^\d+\.\d+/);
+    });
+
     it('creates the database and a Primary Key table with mapped types, keys first and NOT NULL', async () => {
       const { sink, database } = newSink();
       const schema: TableSchema = {

@@ -70,6 +70,8 @@ export interface StarRocksSink {
   write(table: TableRef, ops: readonly WriteOp[], labelParts: LabelParts): Promise<WriteResult>;
   /** Empties the target table (a TRUNCATE event). Flush earlier writes first. */
   truncate(table: TableRef): Promise<void>;
+  /** StarRocks' version (`select current_version()`): checks the MySQL port and the credentials. */
+  version(): Promise<string>;
   /** The mapping for a table `ensureTable` has seen. */
   mapping(table: TableRef): TableMapping | undefined;
   close(): Promise<void>;
@@ -258,6 +260,10 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
     applySchema,
     write,
     truncate,
+    async version() {
+      const [row] = await connection.query('select current_version() as version');
+      return String(row?.version ?? '');
+    },
     mapping: (table) => mappings.get(sourceKey(table)),
     close: () => connection.close(),
   };

@@ -31,6 +31,8 @@ export interface StreamLoadClientOptions {
   labelWaitMs?: number;
   /** StarRocks' `timeout` header: the load's own limit in seconds (default 600). */
   loadTimeoutSeconds?: number;
+  /** How long to wait for `100 Continue` before sending the body anyway, in ms (default 3,000). */
+  continueTimeoutMs?: number;
 }
 
 export interface StreamLoadRequest {
@@ -85,6 +87,7 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
   const maxDelayMs = options.retry?.maxDelayMs ?? 30_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
   const labelWaitMs = options.labelWaitMs ?? 120_000;
+  const continueTimeoutMs = options.continueTimeoutMs ?? 3_000;
   const describe = `StarRocks datasource ${JSON.stringify(datasource.name)} (user ${JSON.stringify(datasource.user)} at ${datasource.host}:${fePort})`;
   const database = datasource.database;
 
@@ -111,12 +114,21 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
         request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
       );
       request.on('error', reject);
-      request.on('continue', () => {
-        if (!body) return;
+      // Like curl, send the body anyway if neither 100 Continue nor an answer arrives in time (a proxy
+      // that swallows 100 Continue must not stall every load until the socket times out).
+      let sent = false;
+      const sendBody = () => {
+        if (!body || sent || request.destroyed) return;
+        sent = true;
+        clearTimeout(fallback);
         for (const chunk of body.chunks) request.write(chunk);
         request.end();
-      });
+      };
+      const fallback = body ? setTimeout(sendBody, continueTimeoutMs) : undefined;
+      request.on('continue', sendBody);
+      request.on('close', () => clearTimeout(fallback));
       request.on('response', (response) => {
+        clearTimeout(fallback);
         const parts: Buffer[] = [];
         let size = 0;
         response.on('data', (part: Buffer) => {
