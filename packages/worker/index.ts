@@ -1,2 +1,33 @@
-// Filled in by its own issue; see ../../README.md for the layout.
-export {};
+// The worker agent: registration, leases, sealed credentials, and the job-runner contract.
+export { backoff, WorkerAgent, type WorkerAgentOptions } from './agent.ts';
+export { type AgentState, AgentStateMachine } from './agent-state.ts';
+export {
+  type ControlClient,
+  type ControlClientOptions,
+  createControlClient,
+  grpcCode,
+} from './control-client.ts';
+export { type JobCredentials, openDatasourceSecrets, openJobCredentials } from './credentials.ts';
+export {
+  credentialRoleFromName,
+  credentialRoleName,
+  toEnvelope,
+  toSealedEnvelope,
+} from './envelope-codec.ts';
+export {
+  createPlaceholderRunner,
+  type JobContext,
+  type JobRun,
+  type JobRunner,
+  type ProgressReport,
+  StaleLeaseError,
+} from './job-runner.ts';
+export { runWorker } from './main.ts';
+export { ConfigError, loadWorkerConfig, parseControlPlane, type WorkerConfig } from './worker-config.ts';
+export {
+  fileIdentityStore,
+  type IdentityStore,
+  identityFromRegistration,
+  memoryIdentityStore,
+  type WorkerIdentity,
+} from './worker-identity.ts';

@@ -1,0 +1,43 @@
+// `sluice worker`: wiring only.
+import { createLogger } from '@sluice/crypto';
+import { WorkerAgent } from './agent.ts';
+import { createPlaceholderRunner } from './job-runner.ts';
+import { ConfigError, loadWorkerConfig } from './worker-config.ts';
+import { fileIdentityStore, memoryIdentityStore } from './worker-identity.ts';
+
+export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: ReturnType<typeof loadWorkerConfig>;
+  try {
+    config = loadWorkerConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`sluice worker: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger('worker', { level: config.logLevel });
+  const agent = new WorkerAgent({
+    controlPlane: config.controlPlane,
+    caPem: config.caPem,
+    ...(config.bootstrapToken && { bootstrapToken: config.bootstrapToken }),
+    identityStore: config.stateDir ? fileIdentityStore(config.stateDir) : memoryIdentityStore(),
+    runner: createPlaceholderRunner(),
+    logger,
+    maxJobs: config.maxJobs,
+    labels: config.labels,
+  });
+  const onSignal = (signal: string) => void agent.drain(`received ${signal}`);
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  try {
+    await agent.start();
+  } catch {
+    logger.error(`worker could not start: ${agent.error?.message}`);
+    return 1;
+  }
+  const final = await agent.done;
+  return final === 'stopped' ? 0 : 1;
+}
+
+if (import.meta.main) process.exitCode = await runWorker();
