@@ -11,6 +11,12 @@ export {
   sealEnvelope,
 } from './envelope.ts';
 export {
+  credentialRoleFromName,
+  credentialRoleName,
+  toEnvelope,
+  toSealedEnvelope,
+} from './envelope-codec.ts';
+export {
   createKeyring,
   generateEncryptionKey,
   type Keyring,

@@ -1,9 +1,8 @@
 import { create, toBinary } from '@bufbuild/protobuf';
-import { generateEnvelopeKeyPair, sealEnvelope } from '@sluice/crypto';
+import { generateEnvelopeKeyPair, sealEnvelope, toSealedEnvelope } from '@sluice/crypto';
 import { DatasourceSecretsSchema, FetchCredentialsResponseSchema, type SealedEnvelope } from '@sluice/proto';
 import { describe, expect, it } from 'vitest';
 import { openJobCredentials } from './credentials.ts';
-import { toSealedEnvelope } from './envelope-codec.ts';
 
 const holder = { workerId: 'worker-a', jobId: 'job-1', epoch: 7n };
 const canary = 'canary-pw-5f1c0e';

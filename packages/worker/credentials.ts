@@ -2,14 +2,13 @@
 // plaintext buffer is wiped as soon as it is parsed; what remains are the strings `pg` and `mysql2` insist
 // on, held inside `Secret` so they cannot reach a log.
 import { fromBinary } from '@bufbuild/protobuf';
-import { type EnvelopeKeyPair, openEnvelope, Secret, wipe } from '@sluice/crypto';
+import { type EnvelopeKeyPair, openEnvelope, Secret, toEnvelope, wipe } from '@sluice/crypto';
 import {
   type DatasourceSecrets,
   DatasourceSecretsSchema,
   type FetchCredentialsResponse,
   type SealedEnvelope,
 } from '@sluice/proto';
-import { toEnvelope } from './envelope-codec.ts';
 
 export interface JobCredentials {
   source: Secret<DatasourceSecrets>;

@@ -9,12 +9,6 @@ export {
 } from './control-client.ts';
 export { type JobCredentials, openDatasourceSecrets, openJobCredentials } from './credentials.ts';
 export {
-  credentialRoleFromName,
-  credentialRoleName,
-  toEnvelope,
-  toSealedEnvelope,
-} from './envelope-codec.ts';
-export {
   createPlaceholderRunner,
   type JobContext,
   type JobRun,

@@ -3,8 +3,8 @@
 // HPKE `info` never depends on enum numbering.
 import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { Envelope } from '@sluice/crypto';
 import { CredentialRole, type SealedEnvelope, SealedEnvelopeSchema } from '@sluice/proto';
+import type { Envelope } from './envelope.ts';
 
 const roleNames = new Map<CredentialRole, string>([
   [CredentialRole.SOURCE, 'source'],
