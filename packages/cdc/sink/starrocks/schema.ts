@@ -29,6 +29,8 @@ export interface TableDdlOptions {
   replicationNum?: number;
   /** `BUCKETS n`; StarRocks chooses when unset. */
   buckets?: number;
+  /** `fast_schema_evolution` (StarRocks 3.2+; instant ADD/DROP COLUMN). Default true; false omits it. */
+  fastSchemaEvolution?: boolean;
 }
 
 /** Maps a source schema; refuses names StarRocks can't hold and column names equal but for case. */
@@ -92,13 +94,14 @@ export function createTableSql(mapping: TableMapping, options: TableDdlOptions =
   const keys = mapping.primaryKey.map(quoteIdentifier).join(', ');
   const properties = [
     ...(options.replicationNum === undefined ? [] : [`"replication_num" = "${options.replicationNum}"`]),
-    '"fast_schema_evolution" = "true"',
+    ...(options.fastSchemaEvolution === false ? [] : ['"fast_schema_evolution" = "true"']),
   ];
   const buckets = options.buckets === undefined ? '' : ` buckets ${options.buckets}`;
+  const withProperties = properties.length > 0 ? `\nproperties (${properties.join(', ')})` : '';
   return (
     `create table if not exists ${qualifiedTable(mapping.database, mapping.table)} (\n  ` +
     mapping.columns.map(columnDefinition).join(',\n  ') +
-    `\n) primary key (${keys})\ndistributed by hash(${keys})${buckets}\nproperties (${properties.join(', ')})`
+    `\n) primary key (${keys})\ndistributed by hash(${keys})${buckets}${withProperties}`
   );
 }
 

@@ -188,6 +188,15 @@ describe('Stream Load client', () => {
     expect(result.attempts).toBeGreaterThanOrEqual(2);
   });
 
+  it('stops at once with an operator error on a 4xx that retrying cannot fix', async () => {
+    emulator.faults.inject({ kind: 'http-error', port: 'fe', status: 404, table: 't' });
+    const error = await client()
+      .load({ table: 't', label: nextLabel(), body: body([11, 'k']) })
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ kind: 'operator', solution: expect.stringMatching(/http_port/) });
+    expect((error as Error).message).toMatch(/HTTP 404/);
+  });
+
   it('gives up with a transient error once the attempts are spent', async () => {
     const label = nextLabel();
     for (let i = 0; i < 3; i++) emulator.faults.inject({ kind: 'fail', message: 'disk is full', table: 't' });

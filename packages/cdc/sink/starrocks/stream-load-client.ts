@@ -290,6 +290,22 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
     const label = request.label;
     if (answer.statusCode === 401 || answer.statusCode === 403) return credentialsError(answer.statusCode);
     const parsed = parseJson(answer.text);
+    if (
+      answer.statusCode >= 400 &&
+      answer.statusCode < 500 &&
+      answer.statusCode !== 408 &&
+      answer.statusCode !== 429
+    ) {
+      return new StarRocksError(
+        'operator',
+        `${describe}: HTTP ${answer.statusCode} from Stream Load into ${into}${parsed?.msg ? `: ${String(parsed.msg).slice(0, 200)}` : ''}`,
+        {
+          label,
+          solution:
+            "check that httpPort is the FE's http_port (8030, or https_port with ssl) and nothing in between rewrites the request",
+        },
+      );
+    }
     if (answer.statusCode !== 200 || !parsed) {
       return new StarRocksError(
         'transient',
