@@ -56,6 +56,9 @@ export interface StarRocksConnection {
   close(): Promise<void>;
 }
 
+/** A statement that hangs this long is abandoned (the connection is reopened); StarRocks DDL returns fast. */
+const QUERY_TIMEOUT_MS = 120_000;
+
 export function createStarRocksConnection(datasource: StarRocksDatasource): StarRocksConnection {
   let current: Promise<mysql.Connection> | undefined;
   const describe = describeDatasource(datasource);
@@ -99,7 +102,7 @@ export function createStarRocksConnection(datasource: StarRocksDatasource): Star
       current ??= open();
       const connection = current;
       try {
-        const [rows] = await (await connection).query({ sql, rowsAsArray: false });
+        const [rows] = await (await connection).query({ sql, rowsAsArray: false, timeout: QUERY_TIMEOUT_MS });
         return Array.isArray(rows) ? (rows as T[]) : [];
       } catch (error) {
         const translated = translateMysqlError(error, describe);
@@ -148,6 +151,7 @@ export function translateMysqlError(error: unknown, describe: string): StarRocks
     });
   }
   if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|PROTOCOL_)/.test(code)) {
+    // PROTOCOL_SEQUENCE_TIMEOUT (a statement over QUERY_TIMEOUT_MS) lands here too.
     return new StarRocksError('transient', `${describe} is unreachable (${code})`, { cause: error });
   }
   if (/certificate|self.signed|CERT_|ERR_TLS/i.test(`${code} ${driver.message ?? ''}`)) {

@@ -5,6 +5,11 @@
 import { createHash } from 'node:crypto';
 import type { Lsn } from '../../change-event.ts';
 
+/**
+ * What makes a load unique. Two different batches of one table must never share all parts: use the LSNs of
+ * the batch's first and last change (not the transaction's commit LSN, which every chunk of a large
+ * transaction shares), and a retry of the same batch must repeat them exactly.
+ */
 export interface LabelParts {
   /** The job's id. */
   job: string;

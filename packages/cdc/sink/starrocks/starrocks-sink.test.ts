@@ -1,5 +1,6 @@
 // The sink against a StarRocks: the emulator always, and the real StarRocks from docker-compose when
 // STARROCKS_FE_HOST is set (the same suite, so the emulator can't drift from what StarRocks accepts).
+import { inspect } from 'node:util';
 import { type StarRocksEmulator, startStarRocksEmulator } from '@sluice/testkit';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -371,6 +372,7 @@ function sinkSuite(name: string, start: () => Promise<Target>) {
           failure.stack,
           JSON.stringify(failure),
           String(failure),
+          inspect(failure, { depth: 10, showHidden: true }),
         ].join('\n');
         expect(everything).not.toContain(canary);
         expect(everything).not.toContain(Buffer.from(`${good.user}:${canary}`).toString('base64'));
