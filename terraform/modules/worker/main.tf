@@ -27,23 +27,23 @@ locals {
   tags = merge(var.tags, { "sluice:fleet" = var.name, "sluice:component" = "worker" })
 
   # Every destination a worker talks to, one rule each: nothing else leaves the instance.
-  egress_rules = merge(
+  egress_rules = tomap(merge(
     { for cidr in var.control_plane_cidr_blocks : "control-plane ${cidr}" => {
-      description = "Sluice control plane", port = var.control_plane_port, cidr = cidr, prefix_list = null
+      description = "Sluice control plane", port = var.control_plane_port, cidr = cidr, prefix_list = tostring(null)
     } },
     { for cidr in var.source_postgres_cidr_blocks : "postgres ${cidr}" => {
-      description = "PostgreSQL sources", port = var.source_postgres_port, cidr = cidr, prefix_list = null
+      description = "PostgreSQL sources", port = var.source_postgres_port, cidr = cidr, prefix_list = tostring(null)
     } },
     { for pair in setproduct(var.starrocks_cidr_blocks, var.starrocks_ports) : "starrocks ${pair[0]} ${pair[1]}" => {
-      description = "StarRocks", port = pair[1], cidr = pair[0], prefix_list = null
+      description = "StarRocks", port = pair[1], cidr = pair[0], prefix_list = tostring(null)
     } },
     { for cidr in var.https_egress_cidr_blocks : "https ${cidr}" => {
-      description = "HTTPS to AWS APIs (S3, SSM, KMS, CloudWatch Logs, Auto Scaling)", port = 443, cidr = cidr, prefix_list = null
+      description = "HTTPS to AWS APIs (S3, SSM, KMS, CloudWatch Logs, Auto Scaling)", port = 443, cidr = cidr, prefix_list = tostring(null)
     } },
     { for id in var.https_egress_prefix_list_ids : "https ${id}" => {
-      description = "HTTPS to AWS APIs (prefix list)", port = 443, cidr = null, prefix_list = id
+      description = "HTTPS to AWS APIs (prefix list)", port = 443, cidr = tostring(null), prefix_list = id
     } },
-  )
+  ))
 }
 
 # --- encryption key ----------------------------------------------------------------------------------------

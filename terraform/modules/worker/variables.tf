@@ -150,7 +150,7 @@ variable "bootstrap_token_parameter_name" {
   type        = string
 
   validation {
-    condition     = can(regex("^/[A-Za-z0-9_./-]{1,1010}$", var.bootstrap_token_parameter_name)) && !strcontains(var.bootstrap_token_parameter_name, "*")
+    condition     = can(regex("^/[A-Za-z0-9_./-]+$", var.bootstrap_token_parameter_name)) && length(var.bootstrap_token_parameter_name) <= 1011
     error_message = "bootstrap_token_parameter_name must be a full parameter path starting with /, without wildcards."
   }
 }
