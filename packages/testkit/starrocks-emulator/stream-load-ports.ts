@@ -592,8 +592,9 @@ function bracket(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** An injected delay; unref'd so a test that has moved on isn't held by a slow answer nobody awaits. */
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 function listen(server: http.Server, host: string): Promise<void> {
