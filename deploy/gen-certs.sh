@@ -14,12 +14,14 @@
 set -eu
 umask 077
 
+tls=${1:-/tls} # the volumes' mount points live under here
+
 SLUICE_UID=10001 # the image's `sluice` user (Dockerfile)
 PG_UID=999       # the postgres image's `postgres` user
 DAYS=397
 
-ca=/tls/ca
-mkdir -p "$ca" /tls/public /tls/control-plane /tls/source-db /tls/catalog-db /tls/setup
+ca="$tls/ca"
+mkdir -p "$ca" "$tls/public" "$tls/control-plane" "$tls/source-db" "$tls/catalog-db" "$tls/setup"
 
 if [ ! -s "$ca/ca.key" ] || [ ! -s "$ca/ca.crt" ]; then
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$ca/ca.key"
@@ -56,18 +58,18 @@ issue() {
   echo "certs: issued $dir/$name.crt for $cn"
 }
 
-issue /tls/control-plane tls control-plane "DNS:control-plane,DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth "$SLUICE_UID"
-issue /tls/control-plane catalog-client sluice "" clientAuth "$SLUICE_UID"
-issue /tls/setup catalog-client sluice "" clientAuth "$SLUICE_UID"
-issue /tls/source-db server source-db "DNS:source-db" serverAuth "$PG_UID"
-issue /tls/catalog-db server catalog-db "DNS:catalog-db" serverAuth "$PG_UID"
+issue "$tls/control-plane" tls control-plane "DNS:control-plane,DNS:localhost,IP:127.0.0.1,IP:::1" serverAuth "$SLUICE_UID"
+issue "$tls/control-plane" catalog-client sluice "" clientAuth "$SLUICE_UID"
+issue "$tls/setup" catalog-client sluice "" clientAuth "$SLUICE_UID"
+issue "$tls/source-db" server source-db "DNS:source-db" serverAuth "$PG_UID"
+issue "$tls/catalog-db" server catalog-db "DNS:catalog-db" serverAuth "$PG_UID"
 
-for dir in /tls/public /tls/control-plane /tls/catalog-db /tls/setup; do
+for dir in "$tls/public" "$tls/control-plane" "$tls/catalog-db" "$tls/setup"; do
   cp "$ca/ca.crt" "$dir/ca.crt"
   chmod 0644 "$dir/ca.crt"
 done
-chmod 0755 /tls/public /tls/source-db /tls/catalog-db /tls/control-plane
-chown "$SLUICE_UID:$SLUICE_UID" /tls/control-plane /tls/setup
-chmod 0700 /tls/control-plane /tls/setup
+chmod 0755 "$tls/public" "$tls/source-db" "$tls/catalog-db" "$tls/control-plane"
+chown "$SLUICE_UID:$SLUICE_UID" "$tls/control-plane" "$tls/setup"
+chmod 0700 "$tls/control-plane" "$tls/setup"
 chmod 0700 "$ca"
 echo "certs: ready"
