@@ -1,3 +1,4 @@
 // The replication engine: PostgreSQL source → change events → StarRocks sink. Knows nothing of the
 // control plane.
 export * from './change-event.ts';
+export * from './sink/starrocks/index.ts';
