@@ -40,9 +40,9 @@ export interface ControlPlaneConfig {
 
 export class ConfigError extends Error {
   readonly setting: string;
-  constructor(setting: string, problem: string) {
-    // Problems that already name the setting (the keyring's) are not prefixed twice.
-    super(problem.includes(setting) ? problem : `${setting}: ${problem}`);
+  /** `named`: the problem text already names the setting (the keyring's messages do). */
+  constructor(setting: string, problem: string, named = false) {
+    super(named ? problem : `${setting}: ${problem}`);
     this.name = 'ConfigError';
     this.setting = setting;
   }
@@ -119,7 +119,7 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     // KeyringError messages name the setting and never contain key material.
     const code = (error as { code?: string }).code;
     const setting = code === 'KEY_FILE_UNREADABLE' ? 'CONFIG_ENCRYPTION_KEY_FILE' : 'CONFIG_ENCRYPTION_KEY';
-    throw new ConfigError(setting, (error as Error).message);
+    throw new ConfigError(setting, (error as Error).message, true);
   }
 
   const jwtRaw = fromEnvOrFile(env, 'JWT_SECRET');

@@ -44,6 +44,10 @@ function parseUri(value: string): ParsedConnectionString {
   try {
     url = new URL(value);
   } catch {
+    // The URL parser refuses ports above 65535 without saying so; say it.
+    const port = /^[a-z]+:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?]*):(\d+)/i.exec(value)?.[1];
+    if (port !== undefined && Number(port) > 65535)
+      throw invalidArgument('connection_string port is out of range 1–65535');
     throw invalidArgument('connection_string is not a valid postgresql:// URI');
   }
   const params: Record<string, string> = {};
