@@ -28,9 +28,17 @@ ALTER USER 'root' IDENTIFIED BY '$root_password';
 SQL
 fi
 
-mysql --defaults-extra-file="$options" --connect-timeout 5 -h "$host" -P "$port" <<SQL
+as_root() { mysql --defaults-extra-file="$options" --connect-timeout 5 -h "$host" -P "$port" "$@"; }
+
+as_root <<SQL
 CREATE DATABASE IF NOT EXISTS demo;
-CREATE USER IF NOT EXISTS 'sluice'@'%' IDENTIFIED BY '$sluice_password';
+SQL
+if ! as_root -N -e 'SHOW USERS' | grep -q "'sluice'@'%'"; then
+  as_root <<SQL
+CREATE USER 'sluice'@'%' IDENTIFIED BY '$sluice_password';
+SQL
+fi
+as_root <<SQL
 GRANT ALL ON DATABASE demo TO USER 'sluice'@'%';
 GRANT ALL ON ALL TABLES IN DATABASE demo TO USER 'sluice'@'%';
 SQL
