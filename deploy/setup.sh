@@ -62,8 +62,9 @@ for worker in "$@"; do
     process.stdin.on("data", (chunk) => { input += chunk; });
     process.stdin.on("end", () => {
       const answer = JSON.parse(input);
-      const token = answer.token ?? answer.bootstrapToken ?? answer.bootstrap_token;
-      if (typeof token !== "string" || token === "") {
+      // CreateBootstrapTokenResponse carries the value as `secret` (and the record as `token`).
+      const token = [answer.secret, answer.token].find((value) => typeof value === "string" && value !== "");
+      if (token === undefined) {
         console.error(`setup: no token in the answer of "sluice token create --json" (keys: ${Object.keys(answer).join(", ")})`);
         process.exit(1);
       }
