@@ -32,6 +32,8 @@ export interface ControlPlaneConfig {
   accessTokenTtlMs: number;
   /** SLUICE_REFRESH_TOKEN_TTL (default 7d). */
   refreshTokenTtlMs: number;
+  /** SLUICE_ENVELOPE_TTL (default 60s): how long a sealed credential envelope may be opened. */
+  envelopeTtlMs: number;
   /** SLUICE_ADMIN_USERNAME + SLUICE_ADMIN_PASSWORD[_FILE]: creates the first admin once, if none exists. */
   firstAdmin: { username: string; password: string } | undefined;
   /** SLUICE_LOG_LEVEL (default info). */
@@ -174,6 +176,13 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     90 * 86_400_000,
   );
 
+  const envelopeTtlMs = parseDuration(
+    'SLUICE_ENVELOPE_TTL',
+    env.SLUICE_ENVELOPE_TTL || '60s',
+    5_000,
+    600_000,
+  );
+
   const adminUser = env.SLUICE_ADMIN_USERNAME;
   const adminPassword = fromEnvOrFile(env, 'SLUICE_ADMIN_PASSWORD');
   if (Boolean(adminUser) !== Boolean(adminPassword))
@@ -198,6 +207,7 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     trustDomain,
     accessTokenTtlMs,
     refreshTokenTtlMs,
+    envelopeTtlMs,
     firstAdmin: adminUser && adminPassword ? { username: adminUser, password: adminPassword } : undefined,
     logLevel,
   };

@@ -322,6 +322,30 @@ describe('the control plane over TLS 1.3', () => {
     expect(denied.rows[0].n).toBeGreaterThanOrEqual(PROTOCOLS.length);
   });
 
+  it('refuses the access token of a user disabled after it was issued, and its role change takes effect at once', async () => {
+    const admin = await t.adminToken();
+    const users = t.client(UserService, admin);
+    const user = await users.createUser({
+      username: 'soon-disabled',
+      password: 'disabled-password-1',
+      role: Role.OPERATOR,
+    });
+    const token = await t.login('soon-disabled', 'disabled-password-1');
+    expect((await t.client(AuthService, token).whoAmI({})).user?.role).toBe(Role.OPERATOR);
+    await users.updateUser({ id: user.user!.id, role: Role.VIEWER });
+    await expectCode(
+      t.client(BootstrapTokenService, token).listBootstrapTokens({}),
+      Code.PermissionDenied,
+      /user has role viewer/,
+    );
+    await users.updateUser({ id: user.user!.id, disabled: true });
+    await expectCode(t.client(AuthService, token).whoAmI({}), Code.Unauthenticated, /disabled/);
+    await expectCode(
+      t.client(AuthService).login({ username: 'soon-disabled', password: 'disabled-password-1' }),
+      Code.Unauthenticated,
+    );
+  });
+
   it('refuses expired, forged and missing access tokens', async () => {
     const me = (await t.client(AuthService, await t.adminToken()).whoAmI({})).user!;
     const now = Math.floor(Date.now() / 1000);

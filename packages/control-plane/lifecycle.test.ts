@@ -91,6 +91,12 @@ describe('starting and stopping', () => {
         },
         { description: 'the call to wait on the users lock' },
       );
+      const watcher = createClient(health.Health, t.transport('grpc'));
+      const watched: number[] = [];
+      const watching = (async () => {
+        for await (const update of watcher.watch({})) watched.push(update.status);
+      })();
+      await waitFor(() => watched.length > 0, { description: 'the health watch to report' });
       const stopping = t.cp.stop();
       // A new connection is refused while the old call is still waiting.
       const fresh = createClient(
@@ -111,6 +117,9 @@ describe('starting and stopping', () => {
       const me = await inFlight;
       expect(me.user?.username).toBe(ADMIN.username);
       await stopping;
+      await watching;
+      const { SERVING, NOT_SERVING } = health.HealthCheckResponse_ServingStatus;
+      expect(watched).toEqual([SERVING, NOT_SERVING]);
     } finally {
       await blocker.end();
       await t.db.drop();

@@ -52,6 +52,7 @@ describe('secrets stored through the API', () => {
   let db: TestDatabase;
   let t: TestControlPlane;
   const oldKey = generateEncryptionKey();
+  const thirdKey = generateEncryptionKey();
   const responses: string[] = [];
   let canaryKeyPem: string;
   let canaries: string[];
@@ -266,9 +267,36 @@ describe('secrets stored through the API', () => {
     );
 
     // The CLI's offline path: the exported function on a bare pool, to a third key.
-    const thirdKey = generateEncryptionKey();
     const offline = await rotateEncryptionKeys(t.cp.pool, createKeyring(thirdKey, [newKey]));
     expect(offline.reencrypted).toBe(count);
     expect(await checkAllUnder(createKeyring(thirdKey), offline.keyId)).toBe(count);
+  });
+  it('answers a failure it did not expect with a bare Internal and logs only a scrubbed summary', async () => {
+    await t.stop();
+    t = await startTestControlPlane({ db, keyring: createKeyring(thirdKey) });
+    const keyBefore = await db.client.query<{ ct: Buffer }>(
+      "select ssl_client_key_ciphertext as ct from datasources where name = 'canary-pg'",
+    );
+    // Corrupt the last secret rotation visits (the internal CA key), so the call fails after rewriting every
+    // datasource secret inside its transaction: an error no handler anticipates.
+    await db.client.query(
+      'update internal_ca set key_ciphertext = set_byte(key_ciphertext, 40, get_byte(key_ciphertext, 40) # 1)',
+    );
+    const before = t.logs.length;
+    const error = await t
+      .client(KeyService, await t.adminToken())
+      .rotateEncryptionKeys({})
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).rawMessage).toBe('internal error');
+    const logged = t.logs.slice(before).join('');
+    expect(logged).toContain('unexpected error in RPC handler');
+    expect(logged).toContain('KeyringError');
+    for (const canary of canaries) expect(logged).not.toContain(canary);
+    // The failed rotation changed nothing (one transaction): a rewritten ciphertext would have a new IV.
+    const keyAfter = await db.client.query<{ ct: Buffer }>(
+      "select ssl_client_key_ciphertext as ct from datasources where name = 'canary-pg'",
+    );
+    expect(keyAfter.rows[0]!.ct.equals(keyBefore.rows[0]!.ct)).toBe(true);
   });
 });

@@ -65,15 +65,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const metrics: Interceptor = (next) => async (req) => {
     const method = `${req.service.typeName}/${req.method.name}`;
     const end = duration.startTimer({ method });
+    let code = 'ok';
     try {
-      const res = await next(req);
-      requests.inc({ method, code: 'ok' });
-      return res;
+      return await next(req);
     } catch (error) {
-      requests.inc({ method, code: Code[ConnectError.from(error).code] ?? 'unknown' });
+      code = Code[ConnectError.from(error).code] ?? 'unknown';
       throw error;
     } finally {
-      end();
+      requests.inc({ method, code });
+      const seconds = end();
+      // Method and code only: request messages and error texts may hold input that is not ours to log.
+      logger.debug({ method, code, ms: Math.round(seconds * 1000) }, 'rpc');
     }
   };
 

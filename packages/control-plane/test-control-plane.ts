@@ -61,6 +61,7 @@ export async function startTestControlPlane(
     trustDomain: 'sluice.test',
     accessTokenTtlMs: 600_000,
     refreshTokenTtlMs: 3_600_000,
+    envelopeTtlMs: 60_000,
     firstAdmin: undefined,
     logLevel: 'debug',
   };

@@ -9,6 +9,7 @@ import { wipe } from '@sluice/crypto';
 import {
   type ColumnRef,
   type Job,
+  type JobCheckpoint,
   JobCheckpointSchema,
   JobErrorSchema,
   type JobOptions,
@@ -109,6 +110,19 @@ async function loadJobRow(db: pg.Pool | pg.PoolClient, id: string, lock = false)
   const row = result.rows[0];
   if (!row) throw notFound('job', id);
   return row;
+}
+
+/**
+ * One job as the API and the worker service see it: the definition, its live status, and the last checkpoint
+ * (when a worker saved one). NotFound when it doesn't exist.
+ */
+export async function loadJob(
+  db: pg.Pool | pg.PoolClient,
+  id: string,
+): Promise<{ job: Job; status: JobStatus; checkpoint: JobCheckpoint | undefined }> {
+  const row = await loadJobRow(db, id);
+  const status = toStatus(row);
+  return { job: toJob(row), status, checkpoint: status.checkpoint };
 }
 
 function tableKey(t: { schema: string; name: string }): string {
