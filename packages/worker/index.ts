@@ -17,6 +17,7 @@ export {
   StaleLeaseError,
 } from './job-runner.ts';
 export { runWorker } from './main.ts';
+export { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 export { ConfigError, loadWorkerConfig, parseControlPlane, type WorkerConfig } from './worker-config.ts';
 export {
   fileIdentityStore,

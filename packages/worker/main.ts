@@ -1,7 +1,9 @@
 // `sluice worker`: wiring only.
 import { createLogger } from '@sluice/crypto';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerAgent } from './agent.ts';
 import { createPlaceholderRunner } from './job-runner.ts';
+import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 import { ConfigError, loadWorkerConfig } from './worker-config.ts';
 import { fileIdentityStore, memoryIdentityStore } from './worker-identity.ts';
 
@@ -30,13 +32,22 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
   const onSignal = (signal: string) => void agent.drain(`received ${signal}`);
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
+  let metrics: MetricsServer | undefined;
+  if (config.metricsListen) {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'sluice_worker_' });
+    metrics = await startMetricsServer(config.metricsListen, registry, () => agent.state);
+    logger.info({ port: metrics.port }, 'worker metrics listening');
+  }
   try {
     await agent.start();
   } catch {
     logger.error(`worker could not start: ${agent.error?.message}`);
+    await metrics?.close();
     return 1;
   }
   const final = await agent.done;
+  await metrics?.close();
   return final === 'stopped' ? 0 : 1;
 }
 
