@@ -19,7 +19,7 @@ import {
   WorkerAdminService,
   WorkerState,
 } from '@sluice/proto';
-import { createTestCa } from '@sluice/testkit';
+import { createTestCa, waitFor } from '@sluice/testkit';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from './auth/access-token.ts';
@@ -259,6 +259,43 @@ describe('the control plane over TLS 1.3', () => {
     expect((await workers.listWorkers({ includeRevoked: true })).workers.some((w) => w.id === workerId)).toBe(
       true,
     );
+  });
+
+  it('hands a connection test to a worker and returns what the worker reported', async () => {
+    const token = await t.adminToken();
+    const workerId = '7a2b9c10-3d4e-4f50-8a6b-7c8d9e0f1a2b';
+    await t.cp.pool.query(
+      "insert into workers (id, hostname, version, state, last_heartbeat_at) values ($1, 'tester.example', '0.1.0', 'active', now())",
+      [workerId],
+    );
+    const datasource = (
+      await t.cp.pool.query<{ id: string }>("select id from datasources where kind = 'postgres' limit 1")
+    ).rows[0]!;
+    const pending = t
+      .client(DatasourceService, token, 'grpc')
+      .testDatasource({ id: datasource.id, waitMs: 30_000 });
+    // Stand in for the worker service: pick the pending test up and complete it.
+    const testId = await waitFor(async () => {
+      const row = await t.cp.pool.query<{ id: string }>(
+        "select id from connection_tests where datasource_id = $1 and state = 'pending'",
+        [datasource.id],
+      );
+      return row.rows[0]?.id;
+    });
+    await t.cp.pool.query(
+      `update connection_tests set state = 'done', worker_id = $2, ok = true, message = 'connected',
+         server_version = '18.1', latency_ms = 12, completed_at = now() where id = $1`,
+      [testId, workerId],
+    );
+    const result = await pending;
+    expect(result).toMatchObject({
+      ok: true,
+      message: 'connected',
+      workerId,
+      serverVersion: '18.1',
+      latencyMs: 12,
+    });
+    await t.cp.pool.query("update workers set state = 'offline' where id = $1", [workerId]);
   });
 
   it('rotates refresh tokens and revokes the family when a spent one is reused', async () => {

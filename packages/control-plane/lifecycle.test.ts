@@ -142,8 +142,21 @@ describe('starting and stopping', () => {
     };
     const logs: string[] = [];
     const options = { logDestination: { write: (line: string) => void logs.push(line) } };
-    let cp = await startControlPlane(loadConfig(env), options);
+    // As if the key came from the real environment: the embedded PostgreSQL must not inherit it.
+    process.env.CONFIG_ENCRYPTION_KEY = env.CONFIG_ENCRYPTION_KEY;
+    let cp = await startControlPlane(loadConfig(env), options).finally(() => {
+      delete process.env.CONFIG_ENCRYPTION_KEY;
+    });
     try {
+      // The postmaster's (backends overwrite theirs with their process title).
+      const postmasterPid = (await readFile(path.join(dataDir, 'catalog', 'postmaster.pid'), 'utf8')).split(
+        '\n',
+      )[0];
+      const environ = await readFile(`/proc/${postmasterPid}/environ`, 'utf8');
+      expect(environ).toContain('PATH=');
+      expect(environ).not.toContain(env.CONFIG_ENCRYPTION_KEY);
+      expect(environ).not.toContain('CONFIG_ENCRYPTION_KEY');
+
       const paths = devCertificatePaths(dataDir);
       expect((await stat(paths.key)).mode & 0o777).toBe(0o600);
       expect((await stat(paths.cert)).mode & 0o777).toBe(0o600);

