@@ -121,7 +121,7 @@ export class PgoutputDecoder {
         }
       case 0x52 /* R */:
         {
-          const sub = this.#streamPrefix();
+          const sub = this.#inStream ? this.#buffer.readUInt32BE(this.#position) : 0;
           const raw = this.#readRelation();
           const schema = this.#describe(raw);
           this.#relations.set(raw.oid, {

@@ -118,3 +118,30 @@ export function testConnection(
       : { sslMode: 'disable' as const }),
   };
 }
+
+/** Reads a stream in the background into `events`, calling `each` per event, until the stream closes. */
+export function collect(
+  stream: ReplicationStream,
+  each: (event: ChangeEvent) => void = () => undefined,
+): { events: ChangeEvent[]; done: Promise<void> } {
+  const events: ChangeEvent[] = [];
+  const done = (async () => {
+    for await (const batch of stream) {
+      for (const event of batch) {
+        events.push(event);
+        each(event);
+      }
+    }
+  })();
+  done.catch((error: unknown) => {
+    // Surfaces in the waiting test as a thrown marker-less event.
+    events.push({
+      kind: 'message',
+      lsn: 0n,
+      transactional: false,
+      prefix: 'stream-error',
+      content: Buffer.from(String(error)),
+    });
+  });
+  return { events, done };
+}
