@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -82,4 +83,17 @@ describe('control-plane configuration', () => {
       expect(error.message).not.toContain(JWT);
     },
   );
+
+  it('stops main.ts with exit code 2 and one line naming the setting', () => {
+    const run = spawnSync(process.execPath, [path.join(import.meta.dirname, 'main.ts')], {
+      env: { PATH: process.env.PATH, CONFIG_ENCRYPTION_KEY: KEY, JWT_SECRET: 'too-short' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr.trim().split('\n')).toEqual([
+      'sluice control plane: invalid configuration: JWT_SECRET: must be at least 256 bits (64 hex or 43 base64 characters)',
+    ]);
+    expect(run.stderr).not.toContain(KEY);
+  });
 });

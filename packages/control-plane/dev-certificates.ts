@@ -41,7 +41,10 @@ export async function ensureDevCertificates(
     ]);
     const cert = new X509Certificate(certPem);
     const fresh = Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS;
-    if (fresh && caPem === ca.certPem && cert.verify(new X509Certificate(ca.certPem).publicKey))
+    // A changed listen address needs a certificate that names it.
+    const namesHost =
+      isWildcard(listenHost) || Boolean(cert.checkHost(listenHost) ?? cert.checkIP(listenHost));
+    if (fresh && namesHost && caPem === ca.certPem && cert.verify(new X509Certificate(ca.certPem).publicKey))
       return { certPem, keyPem, caPem };
   }
   const hosts = [

@@ -1,4 +1,5 @@
 // `node packages/control-plane/main.ts`: load the configuration, start, stop on SIGINT/SIGTERM. Wiring only.
+import { scrubSecrets } from '@sluice/crypto';
 import { ConfigError, loadConfig } from './config.ts';
 import { startControlPlane } from './control-plane.ts';
 
@@ -11,7 +12,13 @@ try {
   process.exit(2);
 }
 
-const controlPlane = await startControlPlane(config);
+const controlPlane = await startControlPlane(config).catch((error: unknown) => {
+  // A start-up failure may come from the catalog driver; its text is scrubbed of connection settings.
+  console.error(
+    `sluice control plane: failed to start: ${scrubSecrets(String((error as Error)?.message ?? error))}`,
+  );
+  process.exit(1);
+});
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     controlPlane.stop().then(

@@ -14,7 +14,7 @@ import { AuthService } from '@sluice/proto';
 import { createTestCa, createTestDatabase, type TestCa, type TestDatabase } from '@sluice/testkit';
 import { createFirstAdmin } from './auth/users.ts';
 import type { ControlPlaneConfig } from './config.ts';
-import { type ControlPlane, startControlPlane } from './control-plane.ts';
+import { type ControlPlane, type StartOptions, startControlPlane } from './control-plane.ts';
 
 export const ADMIN = { username: 'admin', password: 'admin-password-123' };
 
@@ -42,6 +42,8 @@ export interface TestControlPlaneOptions {
   /** Reuse an existing catalog database (several control planes on one catalog). */
   db?: TestDatabase;
   createAdmin?: boolean;
+  /** More services on the port (see StartOptions.extraRoutes). */
+  extraRoutes?: StartOptions['extraRoutes'];
 }
 
 export async function startTestControlPlane(
@@ -66,6 +68,7 @@ export async function startTestControlPlane(
     logLevel: 'debug',
   };
   const cp = await startControlPlane(config, {
+    ...(options.extraRoutes && { extraRoutes: options.extraRoutes }),
     logDestination: {
       write(line: string) {
         logs.push(line);
