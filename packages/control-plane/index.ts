@@ -9,7 +9,11 @@ export { createFirstAdmin } from './auth/users.ts';
 export { type CallPeer, callerKey, peerKey } from './call-context.ts';
 export { type Catalog, type CatalogSource, openCatalog } from './catalog/catalog.ts';
 export { migrate } from './catalog/migrate.ts';
-export { type RotationResult, rotateEncryptionKeys } from './catalog/rotate-encryption-keys.ts';
+export {
+  type RotationResult,
+  rotateCatalogKeys,
+  rotateEncryptionKeys,
+} from './catalog/rotate-encryption-keys.ts';
 export { decryptField, encryptField, SECRET_COLUMNS, type SecretColumn } from './catalog/secret-columns.ts';
 export { ConfigError, type ControlPlaneConfig, loadConfig } from './config.ts';
 export {

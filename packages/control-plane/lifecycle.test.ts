@@ -9,6 +9,7 @@ import { createTestDatabase, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { migrate } from './catalog/migrate.ts';
+import { rotateCatalogKeys } from './catalog/rotate-encryption-keys.ts';
 import { loadConfig } from './config.ts';
 import { startControlPlane } from './control-plane.ts';
 import { devCertificatePaths } from './dev-certificates.ts';
@@ -176,6 +177,21 @@ describe('starting and stopping', () => {
       // A restart reuses the catalog, the CA and the certificate.
       cp = await startControlPlane(loadConfig(env), options);
       expect(await readFile(paths.cert, 'utf8')).toBe(certBefore);
+      expect(await call()).toBe('root-admin');
+
+      // The offline rotation the CLI runs, then a start with only the new key.
+      await cp.stop();
+      const newKey = generateEncryptionKey();
+      const rotated = await rotateCatalogKeys(
+        loadConfig({
+          ...env,
+          CONFIG_ENCRYPTION_KEY: newKey,
+          CONFIG_ENCRYPTION_PREVIOUS_KEYS: env.CONFIG_ENCRYPTION_KEY,
+        }),
+        options,
+      );
+      expect(rotated.reencrypted).toBe(1); // the internal CA key: no datasource exists here
+      cp = await startControlPlane(loadConfig({ ...env, CONFIG_ENCRYPTION_KEY: newKey }), options);
       expect(await call()).toBe('root-admin');
     } finally {
       await cp.stop();

@@ -1,9 +1,10 @@
 // Re-encrypts every stored secret under the keyring's current key, in one transaction: either every secret
 // moves to the new key or none does. Works online (KeyService) and offline (the CLI with only the catalog).
-
-import type { Keyring } from '@sluice/crypto';
-import { wipe } from '@sluice/crypto';
+import { createLogger, type Keyring, wipe } from '@sluice/crypto';
 import pg from 'pg';
+import type { DestinationStream } from 'pino';
+import type { ControlPlaneConfig } from '../config.ts';
+import { openCatalog } from './catalog.ts';
 import { decryptField, encryptField, SECRET_COLUMNS } from './secret-columns.ts';
 
 export interface RotationResult {
@@ -46,4 +47,27 @@ export async function rotateEncryptionKeys(pool: pg.Pool, keyring: Keyring): Pro
     client.release();
   }
   return { reencrypted, keyId: keyring.currentKeyId };
+}
+
+/**
+ * The offline command (`sluice keys rotate`): opens the configured catalog (embedded or DATABASE_URL),
+ * migrates it if needed, rotates, and closes it. Run it with the new key as CONFIG_ENCRYPTION_KEY and the old
+ * one in CONFIG_ENCRYPTION_PREVIOUS_KEYS, while no control plane writes to the catalog.
+ */
+export async function rotateCatalogKeys(
+  config: Pick<ControlPlaneConfig, 'catalog' | 'keyring' | 'logLevel'>,
+  options: { logDestination?: DestinationStream } = {},
+): Promise<RotationResult> {
+  const logger = createLogger('keys-rotate', {
+    level: config.logLevel,
+    ...(options.logDestination && { destination: options.logDestination }),
+  });
+  const catalog = await openCatalog(config.catalog, logger);
+  try {
+    const result = await rotateEncryptionKeys(catalog.pool, config.keyring);
+    logger.info({ reencrypted: result.reencrypted, keyId: result.keyId }, 'secrets re-encrypted');
+    return result;
+  } finally {
+    await catalog.close();
+  }
 }
