@@ -1,7 +1,7 @@
 // Connections to the source with libpq `sslmode` semantics. node-postgres neither falls back between
 // plaintext and TLS nor reads `sslmode` the way libpq does, so connection strings are parsed here and `pg`
 // only ever receives explicit fields and an explicit `ssl` object (see shared/reference/postgres.md).
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsOptions } from 'node:tls';
 import pg from 'pg';
@@ -128,7 +128,7 @@ export function createConnector(options: ConnectionOptions): Connector {
           const last = index === plans.length - 1;
           // libpq retries the other way after a server-side refusal or (for prefer) a server without TLS;
           // never after a network failure or a certificate problem.
-          if (last || !(sqlStateOf(error) || isNoTls(error)))
+          if (last || !(sqlStateOf(error) || isNoTls(error) || isPasswordDemand(error)))
             throw describeConnectError(error, resolved, seen);
         }
       }
@@ -170,6 +170,7 @@ function compile(options: ConnectionOptions): Resolved {
     ? checkCertificates(options.sslClientCert, 'ssl client certificate')
     : undefined;
   const key = options.sslClientKey ? checkPrivateKey(options.sslClientKey) : undefined;
+  if (cert && key) checkKeyPair(cert, key);
   if (sslMode === 'verify-ca' && !ca)
     throw new SourceError('config', 'sslmode verify-ca needs a root certificate', {
       solution: 'supply the server CA as ssl_root_cert, or use verify-full to trust the system CAs',
@@ -239,6 +240,13 @@ function checkPrivateKey(pem: string): string {
   return pem;
 }
 
+function checkKeyPair(cert: string, key: string): void {
+  const fromCert = new X509Certificate(cert).publicKey.export({ type: 'spki', format: 'der' });
+  const fromKey = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  if (!fromCert.equals(fromKey))
+    throw new SourceError('config', 'ssl client key does not belong to the ssl client certificate');
+}
+
 /** `-c name=value` pairs for the startup packet; spaces and backslashes escaped as PostgreSQL expects. */
 function startupOptions(settings: Record<string, string>): string {
   return Object.entries(settings)
@@ -248,6 +256,11 @@ function startupOptions(settings: Record<string, string>): string {
       return `-c ${name}=${value.replace(/[\\ ]/g, (c) => `\\${c}`)}`;
     })
     .join(' ');
+}
+
+/** The server asked for a password none was supplied for: a refusal, like libpq's, for allow/prefer. */
+function isPasswordDemand(error: unknown): boolean {
+  return error instanceof Error && /password must be a (non-empty )?string/.test(error.message);
 }
 
 function isNoTls(error: unknown): boolean {
@@ -304,7 +317,7 @@ function describeConnectError(error: unknown, to: Resolved, secrets: Iterable<st
       cause: error,
       sqlState,
     });
-  if (/password must be a (non-empty )?string/.test(text))
+  if (isPasswordDemand(error))
     return new SourceError('auth', `${where} asked for a password and none was supplied`, { cause: error });
   if (sqlState)
     return new SourceError('connection', `${where}: ${serverMessage(error, secrets)}`, {

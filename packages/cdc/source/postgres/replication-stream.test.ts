@@ -134,9 +134,11 @@ forEachServer((server) => {
       const update = events.find((event) => event.kind === 'update');
       expect(update?.kind === 'update' && update.row.body).toBe(UNCHANGED_TOAST);
       expect(update?.kind === 'update' && update.row.n).toBe(2);
-      const { rows } = await db.client.query('select id, body, n from docs');
+      const { rows } = await db.client.query<{ id: number; body: string; n: number }>(
+        'select id, body, n from docs',
+      );
       expect([...replica.rows.values()]).toEqual(rows);
-      expect((rows[0]?.body as string).length).toBe(12_800);
+      expect(rows[0]?.body.length).toBe(12_800);
     } finally {
       await source.close();
       await db.drop();
