@@ -78,7 +78,7 @@ function readPemFile(setting: string, file: string): string {
   }
 }
 
-export function parseListen(value: string): { host: string; port: number } {
+function parseListen(value: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
@@ -90,7 +90,7 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 /** `90`, `90s`, `10m`, `2h`, `7d` → milliseconds. */
-export function parseDuration(setting: string, value: string, min: number, max: number): number {
+function parseDuration(setting: string, value: string, min: number, max: number): number {
   const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim());
   if (!match) throw new ConfigError(setting, 'expected a duration such as 600, 600s, 10m or 1h');
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 's'] ?? 1000;
@@ -101,7 +101,7 @@ export function parseDuration(setting: string, value: string, min: number, max: 
 }
 
 /** 64+ hex characters, or base64/base64url decoding to 32+ bytes. */
-export function parseJwtSecret(value: string): Uint8Array {
+function parseJwtSecret(value: string): Uint8Array {
   let bytes: Buffer;
   if (/^[0-9a-fA-F]+$/.test(value) && value.length % 2 === 0) bytes = Buffer.from(value, 'hex');
   else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(value)) bytes = Buffer.from(value, 'base64');

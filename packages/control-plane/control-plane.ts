@@ -59,7 +59,8 @@ export async function startControlPlane(
   const catalog = await openCatalog(config.catalog, logger);
   let server: RunningServer | undefined;
   try {
-    const { pool, keyring } = { pool: catalog.pool, keyring: config.keyring };
+    const pool = catalog.pool;
+    const keyring = config.keyring;
     if (config.firstAdmin) await ensureFirstAdmin(pool, config.firstAdmin, logger);
     const internalCa = await ensureInternalCa(pool, keyring, config.trustDomain);
     const served: TlsMaterial = config.tls

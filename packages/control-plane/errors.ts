@@ -29,10 +29,6 @@ export function permissionDenied(message: string): ConnectError {
   return new ConnectError(message, Code.PermissionDenied);
 }
 
-export function unavailable(message: string): ConnectError {
-  return new ConnectError(message, Code.Unavailable);
-}
-
 /** PostgreSQL's unique_violation, for handlers that turn a duplicate name into AlreadyExists. */
 export function isUniqueViolation(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '23505';

@@ -225,7 +225,7 @@ function resolve(spec: SpecCase, stored: Stored): Resolved {
   throw invalidArgument('spec is required: postgres or starrocks');
 }
 
-export function toDatasource(row: DatasourceRow): Datasource {
+function toDatasource(row: DatasourceRow): Datasource {
   const base = {
     id: row.id,
     name: row.name,

@@ -175,7 +175,7 @@ function resolveColumns(
 }
 
 /** Validates options and fills in every default. */
-export function resolveJobOptions(
+function resolveJobOptions(
   options: JobOptions | undefined,
   tables: Array<{ schema: string; name: string }>,
 ): JobOptions {

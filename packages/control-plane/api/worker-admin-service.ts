@@ -42,7 +42,7 @@ const AGENT_STATES: Record<string, AgentState> = {
 const SELECT = `select w.*, (select array_agg(j.id::text order by j.name) from jobs j where j.lease_worker_id = w.id) as job_ids
   from workers w`;
 
-export function toWorker(row: WorkerRow): Worker {
+function toWorker(row: WorkerRow): Worker {
   return create(WorkerSchema, {
     id: row.id,
     hostname: row.hostname,

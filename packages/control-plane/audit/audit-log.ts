@@ -48,10 +48,10 @@ export interface AuditVerification {
 }
 
 /** The hash the first row chains from. */
-export const GENESIS_HASH = '0'.repeat(64);
+const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_LOCK_KEY = 0x736c61756474; // "sladut"
 
-export function auditHash(prevHash: string, row: Omit<AuditRow, 'hash' | 'prevHash'>): string {
+function auditHash(prevHash: string, row: Omit<AuditRow, 'hash' | 'prevHash'>): string {
   // JSON of a fixed-order array: unambiguous field boundaries, whatever the values contain.
   const canonical = JSON.stringify([
     row.seq,

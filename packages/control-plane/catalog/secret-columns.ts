@@ -23,7 +23,7 @@ export const SECRET_COLUMNS: readonly SecretColumn[] = [
   { table: 'internal_ca', idColumn: 'id', column: 'key_ciphertext', field: 'key' },
 ];
 
-export function secretIdentity(table: string, rowId: string | number, field: string): RecordIdentity {
+function secretIdentity(table: string, rowId: string | number, field: string): RecordIdentity {
   return { table, rowId: String(rowId), field };
 }
 
