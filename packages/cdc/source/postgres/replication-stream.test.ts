@@ -268,3 +268,32 @@ forEachServer((server) => {
     }
   });
 });
+
+forEachServer((server) => {
+  it('pauses reading while the consumer is behind and delivers everything once it catches up', async () => {
+    const db = await createTestDatabase('backpressure', server());
+    const source = new PostgresSource({
+      connection: testConnection(server(), db.name),
+      job: 'backpressure',
+      tables: [table('flood')],
+    });
+    try {
+      await db.client.query('create table flood (id int primary key, pad text)');
+      await source.setup();
+      const stream = await source.stream({ maxBufferedBytes: 64 * 1024 });
+      await db.client.query(`insert into flood select g, repeat('f', 200) from generate_series(1, 20000) g`);
+      await waitFor(() => stream.paused, { description: 'reading to pause' });
+      // Paused: what waits is bounded by the limit plus what was in flight when it was reached.
+      expect(stream.bufferedBytes).toBeLessThan(4 * 1024 * 1024);
+      let inserts = 0;
+      for await (const batch of stream) {
+        inserts += batch.filter((event) => event.kind === 'insert').length;
+        if (batch.some((event) => event.kind === 'commit') && inserts >= 20000) break;
+      }
+      expect(inserts).toBe(20000);
+    } finally {
+      await source.close();
+      await db.drop();
+    }
+  });
+});

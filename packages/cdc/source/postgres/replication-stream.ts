@@ -162,6 +162,16 @@ export class ReplicationStream implements AsyncIterable<ChangeEvent[]> {
     return this.#received;
   }
 
+  /** Whether reading from the server is paused because the consumer is behind. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Bytes of decoded data waiting for the consumer. */
+  get bufferedBytes(): number {
+    return this.#queuedBytes + this.#currentBytes;
+  }
+
   /** Decoder counters (streamed commits and aborts, messages). */
   get stats(): Readonly<PgoutputDecoder['stats']> {
     return this.#decoder.stats;

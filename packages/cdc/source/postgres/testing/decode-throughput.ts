@@ -8,6 +8,8 @@ import type { ChangeEvent } from '../../../change-event.ts';
 import { PgoutputDecoder, PostgresSource } from '../index.ts';
 import { testConnection } from './memory-table.ts';
 
+const report = (line: string) => process.stdout.write(`${line}\n`);
+
 const rows = Number(process.argv[2] ?? 1_000_000);
 const server = await startPostgres({ tls: false, settings: { shared_buffers: '512MB' } });
 try {
@@ -39,10 +41,10 @@ try {
   const seconds = (performance.now() - started) / 1000;
   const rss = process.memoryUsage().rss / 1024 / 1024;
   const delivery = (performance.now() - firstAt) / 1000;
-  console.log(
+  report(
     `first event after ${((firstAt - started) / 1000).toFixed(2)} s (server decoding); delivery ${Math.round(inserts / delivery)} rows/s`,
   );
-  console.log(
+  report(
     `end to end: ${inserts} rows in ${seconds.toFixed(2)} s = ${Math.round(inserts / seconds)} rows/s, RSS ${rss.toFixed(0)} MB`,
   );
   await source.close();
@@ -60,9 +62,7 @@ try {
     `select lsn::text, data from pg_logical_slot_peek_binary_changes('sluice_bench', null, null,
        'proto_version', '1', 'publication_names', 'sluice_bench')`,
   );
-  console.log(
-    `server-side peek of the same changes: ${((performance.now() - peekStarted) / 1000).toFixed(2)} s`,
-  );
+  report(`server-side peek of the same changes: ${((performance.now() - peekStarted) / 1000).toFixed(2)} s`);
   for (const row of peek.rows) {
     const framed = Buffer.allocUnsafe(25 + row.data.length);
     framed.fill(0, 0, 25);
@@ -105,13 +105,13 @@ try {
     }
     decoded += out.length;
     const s = (performance.now() - t0) / 1000;
-    console.log(
+    report(
       `decoder only (round ${round + 1}): ${decoded} events in ${s.toFixed(2)} s = ${Math.round(decoded / s)} events/s`,
     );
   }
   await db.drop();
 } catch (error) {
-  console.error(error instanceof Error ? error.message : error);
+  report(error instanceof Error ? error.message : String(error));
 } finally {
   await server.stop();
 }
