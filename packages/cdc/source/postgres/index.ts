@@ -63,7 +63,10 @@ export interface PostgresSourceOptions {
 export interface SetupResult {
   /** `sluice_<job>`: the slot's and the publication's name. */
   name: string;
-  /** True when this call created the slot (a snapshot from scratch is due). */
+  /**
+   * True when this call created the slot: a snapshot from scratch is due, and any saved snapshot state or
+   * checkpoint belongs to an older slot (`snapshot` ignores the store's saved state then).
+   */
   slotCreated: boolean;
   /** Where streaming starts after the snapshot (a reused slot: its confirmed_flush_lsn). */
   consistentPoint: Lsn;
@@ -118,7 +121,9 @@ export class PostgresSource {
    * exact). Releases the exported snapshot when done.
    */
   async snapshot(
-    options: Omit<SnapshotOptions, 'connector' | 'schemas' | 'snapshotName'> & { schemas?: TableSchema[] },
+    options: Omit<SnapshotOptions, 'connector' | 'schemas' | 'snapshotName' | 'discardSavedState'> & {
+      schemas?: TableSchema[];
+    },
   ): Promise<SnapshotResult> {
     const setup = this.#requireSetup();
     try {
@@ -127,6 +132,7 @@ export class PostgresSource {
         connector: this.#connector,
         schemas: options.schemas ?? setup.schemas,
         snapshotName: setup.slot.snapshotName,
+        discardSavedState: setup.slotCreated && setup.slot.snapshotName !== undefined,
       });
     } finally {
       await setup.slot.release();

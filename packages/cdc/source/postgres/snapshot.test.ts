@@ -2,7 +2,14 @@ import { createTestDatabase, waitFor } from '@sluice/testkit';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { ChangeEvent, Row, TableRef } from '../../change-event.ts';
-import { CopyTextParser, PostgresSource, type SnapshotCheckpointStore, type SnapshotRange } from './index.ts';
+import {
+  CopyTextParser,
+  PostgresSource,
+  type SnapshotCheckpointStore,
+  type SnapshotProgress,
+  type SnapshotRange,
+  SourceError,
+} from './index.ts';
 import { MemoryTable, readUntil, testConnection } from './testing/memory-table.ts';
 import { forEachServer } from './testing/servers.ts';
 import { decoderFor } from './value-decoder.ts';
@@ -132,13 +139,14 @@ forEachServer((server) => {
         const running = startWriter(db.config);
         writer.stop = running.stop;
         await waitFor(() => running.state.ops > 20, { description: 'writes before setup' });
+        await db.client.query('analyze items');
 
         const setup = await source.setup();
         expect(setup.slotCreated).toBe(true);
         expect(setup.schemas[0]?.primaryKey).toEqual(['id']);
         const replica = new MemoryTable(items, ['id']);
         const store = memoryStore();
-        const progress: number[] = [];
+        const progress: SnapshotProgress[] = [];
         const result = await source.snapshot({
           store,
           parallelism,
@@ -147,11 +155,16 @@ forEachServer((server) => {
           onBatch: async (batch) => {
             for (const row of batch.rows) replica.upsert(row);
           },
-          onProgress: (p) => progress.push(p.rowsDone),
+          onProgress: (p) => progress.push(p),
         });
         expect(result.copied.length).toBe(store.planned?.length);
         expect(result.copied.length).toBeGreaterThan(4);
-        expect(progress.length).toBeGreaterThan(0);
+        const last = progress.at(-1)!;
+        expect(last.rangesDone).toBe(last.rangesTotal);
+        expect(last.rowsDone).toBe(result.rows);
+        expect(last.bytesDone).toBe(result.bytes);
+        expect(last.bytesDone).toBeGreaterThan(last.rowsDone * 200);
+        expect(last.rowsEstimate).toBeGreaterThan(2000);
 
         const stream = await source.stream({ startLsn: setup.consistentPoint });
         const opsAfterSnapshot = running.state.ops;
@@ -191,6 +204,7 @@ forEachServer((server) => {
 
       const setup = await first.setup();
       let completedBeforeCrash = 0;
+      let killed = false;
       const crashingStore: SnapshotCheckpointStore = {
         load: () => store.load(),
         savePlan: (planned) => store.savePlan(planned),
@@ -206,11 +220,19 @@ forEachServer((server) => {
           rangePages: 4,
           batchRows: 200,
           onBatch: async (batch) => {
-            if (completedBeforeCrash >= 5) throw new Error('worker killed');
+            if (completedBeforeCrash >= 5 && !killed) {
+              // The worker dies: every connection of the source is cut from the server side.
+              killed = true;
+              await db.client.query(
+                `select pg_terminate_backend(pid) from pg_stat_activity
+                  where datname = current_database() and application_name = 'sluice'`,
+              );
+            }
             for (const row of batch.rows) replica.upsert(row);
           },
         }),
-      ).rejects.toThrow('worker killed');
+      ).rejects.toBeInstanceOf(SourceError);
+      expect(killed).toBe(true);
       await first.close();
       first = undefined;
       const planned = store.planned ?? [];

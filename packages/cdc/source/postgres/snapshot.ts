@@ -78,6 +78,11 @@ export interface SnapshotOptions {
   parallelism?: number;
   /** Heap pages per range. Default 16,384 (128 MiB of 8 KiB pages). */
   rangePages?: number;
+  /**
+   * Ignore what the store holds and plan afresh: set when the slot was just created, since any saved state
+   * then belongs to an earlier slot whose snapshot is unrelated.
+   */
+  discardSavedState?: boolean;
   /** Rows per batch. Default 10,000. */
   batchRows?: number;
   /** COPY bytes per batch. Default 8 MiB. */
@@ -121,7 +126,7 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
     clients.push(first);
     const stats = await tableStats(first, options.schemas);
 
-    let state = await options.store.load();
+    let state = options.discardSavedState ? undefined : await options.store.load();
     if (!state) {
       const planned = planRanges(options.schemas, stats, rangePages);
       await options.store.savePlan(planned);
