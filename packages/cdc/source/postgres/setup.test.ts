@@ -105,6 +105,46 @@ describe('setup', () => {
     expect(gone.rowCount).toBe(0);
   });
 
+  it('replicates a partitioned table under its own name, snapshot and stream alike', async () => {
+    await db.client.query(`create table parted (id int primary key, v text) partition by range (id);
+      create table parted_low partition of parted for values from (0) to (100);
+      create table parted_high partition of parted for values from (100) to (1000);
+      insert into parted values (1, 'a'), (150, 'b')`);
+    const table = { schema: 'public', name: 'parted' };
+    const replicating = source([table], 'parted');
+    try {
+      await replicating.setup();
+      const copied: unknown[] = [];
+      await replicating.snapshot({
+        store: {
+          load: async () => undefined,
+          savePlan: async () => undefined,
+          completeRange: async () => undefined,
+        },
+        onBatch: async (batch) => {
+          copied.push(...batch.rows);
+        },
+      });
+      expect(copied).toEqual(
+        expect.arrayContaining([
+          { id: 1, v: 'a' },
+          { id: 150, v: 'b' },
+        ]),
+      );
+      expect(copied).toHaveLength(2);
+      const stream = await replicating.stream();
+      const { events } = collect(stream);
+      await db.client.query(`insert into parted values (2, 'c'), (200, 'd')`);
+      await waitFor(() => events.filter((event) => event.kind === 'insert').length === 2, {
+        description: 'inserts',
+      });
+      for (const event of events.filter((event) => event.kind === 'insert'))
+        expect(event).toMatchObject({ table });
+    } finally {
+      await replicating.close();
+    }
+  });
+
   it('tells an unprivileged role exactly what to run, step by step, and never shows its password', async () => {
     const role = `r_${db.name.slice(-8)}`;
     const password = 'canary-role-secret-93b1';
@@ -134,7 +174,7 @@ describe('setup', () => {
       error = await setupError(source(table, 'priv', as));
       expect(error.code).toBe('privilege');
       expect(error.solution).toBe(
-        `run as the tables' owner: create publication "sluice_priv" for table "public"."guarded"`,
+        `run as the tables' owner: create publication "sluice_priv" for table "public"."guarded" with (publish_via_partition_root = true)`,
       );
       await db.client.query('create publication sluice_priv for table guarded');
 

@@ -108,7 +108,8 @@ export async function ensurePublication(
   );
   let statement: string;
   if (existing.rowCount === 0) {
-    statement = `create publication ${quoteIdent(name)} for table ${list}`;
+    // Via the root, so a partitioned table's changes carry the name the job asked for, not its leaves'.
+    statement = `create publication ${quoteIdent(name)} for table ${list} with (publish_via_partition_root = true)`;
   } else {
     const have = new Set(
       existing.rows
