@@ -68,8 +68,22 @@ describe('control-plane configuration', () => {
       /not readable/,
     ],
     [{ ...base, SLUICE_TRUST_DOMAIN: 'Not A Domain' }, 'SLUICE_TRUST_DOMAIN', /DNS name/],
-    [{ ...base, TOKEN_TTL: 'forever' }, 'TOKEN_TTL', /^TOKEN_TTL: expected a duration/],
-    [{ ...base, TOKEN_TTL: '2d' }, 'TOKEN_TTL', /^TOKEN_TTL: must be between/],
+    [
+      { ...base, SLUICE_ACCESS_TOKEN_TTL: 'forever' },
+      'SLUICE_ACCESS_TOKEN_TTL',
+      /^SLUICE_ACCESS_TOKEN_TTL: expected a duration/,
+    ],
+    [
+      { ...base, SLUICE_ACCESS_TOKEN_TTL: '2d' },
+      'SLUICE_ACCESS_TOKEN_TTL',
+      /^SLUICE_ACCESS_TOKEN_TTL: must be between/,
+    ],
+    [{ ...base, TOKEN_TTL: '1s' }, 'TOKEN_TTL', /^TOKEN_TTL: must be between/],
+    [
+      { ...base, SLUICE_HEARTBEAT_INTERVAL: 'often' },
+      'SLUICE_HEARTBEAT_INTERVAL',
+      /^SLUICE_HEARTBEAT_INTERVAL: expected a duration/,
+    ],
     [{ ...base, SLUICE_ADMIN_USERNAME: 'root' }, 'SLUICE_ADMIN_PASSWORD', /go together/],
     [{ ...base, SLUICE_LOG_LEVEL: 'loud' }, 'SLUICE_LOG_LEVEL', /SLUICE_LOG_LEVEL/],
   ] as Array<[Record<string, string>, string, RegExp]>)(

@@ -28,12 +28,14 @@ export interface ControlPlaneConfig {
   tls: FileTlsMaterial | undefined;
   /** SLUICE_TRUST_DOMAIN (default sluice.local): the SPIFFE trust domain of worker certificates. */
   trustDomain: string;
-  /** TOKEN_TTL (default 10m): access token lifetime. */
+  /** SLUICE_ACCESS_TOKEN_TTL (default 10m): access token lifetime. */
   accessTokenTtlMs: number;
   /** SLUICE_REFRESH_TOKEN_TTL (default 7d). */
   refreshTokenTtlMs: number;
-  /** SLUICE_ENVELOPE_TTL (default 60s): how long a sealed credential envelope may be opened. */
+  /** TOKEN_TTL (default 60s): how long a sealed credential envelope may be opened (the design's name). */
   envelopeTtlMs: number;
+  /** SLUICE_HEARTBEAT_INTERVAL (default 5s): how often workers heartbeat; a lease lives three intervals. */
+  heartbeatIntervalMs: number;
   /** SLUICE_ADMIN_USERNAME + SLUICE_ADMIN_PASSWORD[_FILE]: creates the first admin once, if none exists. */
   firstAdmin: { username: string; password: string } | undefined;
   /** SLUICE_LOG_LEVEL (default info). */
@@ -168,7 +170,12 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
   if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(trustDomain))
     throw new ConfigError('SLUICE_TRUST_DOMAIN', 'must be a lower-case DNS name such as sluice.example.com');
 
-  const accessTokenTtlMs = parseDuration('TOKEN_TTL', env.TOKEN_TTL || '10m', 30_000, 24 * 3_600_000);
+  const accessTokenTtlMs = parseDuration(
+    'SLUICE_ACCESS_TOKEN_TTL',
+    env.SLUICE_ACCESS_TOKEN_TTL || '10m',
+    30_000,
+    24 * 3_600_000,
+  );
   const refreshTokenTtlMs = parseDuration(
     'SLUICE_REFRESH_TOKEN_TTL',
     env.SLUICE_REFRESH_TOKEN_TTL || '7d',
@@ -176,11 +183,12 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     90 * 86_400_000,
   );
 
-  const envelopeTtlMs = parseDuration(
-    'SLUICE_ENVELOPE_TTL',
-    env.SLUICE_ENVELOPE_TTL || '60s',
-    5_000,
-    600_000,
+  const envelopeTtlMs = parseDuration('TOKEN_TTL', env.TOKEN_TTL || '60s', 5_000, 600_000);
+  const heartbeatIntervalMs = parseDuration(
+    'SLUICE_HEARTBEAT_INTERVAL',
+    env.SLUICE_HEARTBEAT_INTERVAL || '5s',
+    100,
+    300_000,
   );
 
   const adminUser = env.SLUICE_ADMIN_USERNAME;
@@ -208,6 +216,7 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     accessTokenTtlMs,
     refreshTokenTtlMs,
     envelopeTtlMs,
+    heartbeatIntervalMs,
     firstAdmin: adminUser && adminPassword ? { username: adminUser, password: adminPassword } : undefined,
     logLevel,
   };

@@ -64,6 +64,7 @@ export async function startTestControlPlane(
     accessTokenTtlMs: 600_000,
     refreshTokenTtlMs: 3_600_000,
     envelopeTtlMs: 60_000,
+    heartbeatIntervalMs: 5_000,
     firstAdmin: undefined,
     logLevel: 'debug',
   };
