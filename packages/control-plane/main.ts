@@ -1,5 +1,6 @@
 // `node packages/control-plane/main.ts`: load the configuration, start, stop on SIGINT/SIGTERM. Wiring only.
 import { scrubSecrets } from '@sluice/crypto';
+import { workerRoutes } from './api/worker-service.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startControlPlane } from './control-plane.ts';
 
@@ -12,7 +13,9 @@ try {
   process.exit(2);
 }
 
-const controlPlane = await startControlPlane(config).catch((error: unknown) => {
+const controlPlane = await startControlPlane(config, {
+  extraRoutes: workerRoutes({ heartbeatIntervalMs: config.heartbeatIntervalMs }),
+}).catch((error: unknown) => {
   // A start-up failure may come from the catalog driver; its text is scrubbed of connection settings.
   console.error(
     `sluice control plane: failed to start: ${scrubSecrets(String((error as Error)?.message ?? error))}`,

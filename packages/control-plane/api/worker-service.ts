@@ -1,0 +1,573 @@
+// WorkerService: registration with a single-use bootstrap token, then every call authenticated by the
+// worker's client certificate (verified by TLS against the internal CA, its SPIFFE id looked up on every
+// call so a revocation takes effect at once), leases fenced by epochs, and credentials sealed to the
+// worker's in-memory envelope key. Worker calls audit themselves: the JWT interceptor only passes them on.
+import { randomUUID } from 'node:crypto';
+import { create, type JsonValue, toBinary, toJson } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { ConnectRouter, HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import { PkiError, sealEnvelope, toSealedEnvelope, wipe, workerIdFromCertificate } from '@sluice/crypto';
+import {
+  AgentState,
+  type DatasourceSecrets,
+  DatasourceSecretsSchema,
+  type Instruction,
+  InstructionSchema,
+  JobCheckpointSchema,
+  JobErrorSchema,
+  JobLeaseSchema,
+  JobPhase,
+  JobState,
+  JobStatusSchema,
+  type SealedEnvelope,
+  WorkerService,
+} from '@sluice/proto';
+import type pg from 'pg';
+import { peerKey } from '../call-context.ts';
+import { decryptField } from '../catalog/secret-columns.ts';
+import type { ControlPlaneCore } from '../control-plane.ts';
+import {
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+  unauthenticated,
+} from '../errors.ts';
+import {
+  grantJob,
+  type LeaseRow,
+  lockHeldJob,
+  markSilentWorkersOffline,
+  renewLeases,
+} from '../scheduler/job-leases.ts';
+import { bootstrapTokenHash } from './bootstrap-token-service.ts';
+import { loadDatasource } from './datasource-service.ts';
+import { loadJob } from './job-service.ts';
+import { isUuid, requireLabels, requireMaxLength } from './validation.ts';
+
+export interface WorkerServiceOptions {
+  /** How often workers heartbeat (default 5 s). */
+  heartbeatIntervalMs?: number;
+  /** A lease lives this long without a heartbeat (default 3 heartbeats). */
+  leaseTtlMs?: number;
+  /** Worker client certificate lifetime (default 1 h). */
+  certificateTtlSeconds?: number;
+  /** How long a sealed envelope may be opened (TOKEN_TTL, default 60 s). */
+  envelopeTtlMs?: number;
+  /** Poll interval of a PullJob long poll while no job is waiting (default 250 ms). */
+  pullPollMs?: number;
+}
+
+interface Resolved {
+  heartbeatIntervalMs: number;
+  leaseTtlMs: number;
+  certificateTtlSeconds: number;
+  envelopeTtlMs: number;
+  pullPollMs: number;
+}
+
+const MAX_PULL_WAIT_MS = 30_000;
+const AGENT_STATES: Record<number, string> = {
+  [AgentState.INITIALIZED]: 'initialized',
+  [AgentState.RUNNING]: 'running',
+  [AgentState.DRAINING]: 'draining',
+  [AgentState.STOPPING]: 'stopping',
+  [AgentState.STOPPED]: 'stopped',
+  [AgentState.FAILED]: 'failed',
+};
+const JOB_STATES: Record<string, JobState> = {
+  created: JobState.CREATED,
+  pending: JobState.PENDING,
+  running: JobState.RUNNING,
+  paused: JobState.PAUSED,
+  failed: JobState.FAILED,
+  stopped: JobState.STOPPED,
+};
+const PHASE_NAMES: Record<number, string> = {
+  [JobPhase.UNSPECIFIED]: 'unspecified',
+  [JobPhase.SNAPSHOT]: 'snapshot',
+  [JobPhase.STREAMING]: 'streaming',
+};
+
+interface WorkerRow {
+  id: string;
+  state: string;
+  envelope_public_key: Buffer | null;
+}
+
+/** Registers WorkerService on the control plane's router (pass as `extraRoutes`). */
+export function workerRoutes(options: WorkerServiceOptions = {}) {
+  return (router: ConnectRouter, core: ControlPlaneCore) => {
+    router.service(WorkerService, createWorkerService(core, options));
+  };
+}
+
+export function createWorkerService(
+  core: ControlPlaneCore,
+  options: WorkerServiceOptions = {},
+): ServiceImpl<typeof WorkerService> {
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+  const settings: Resolved = {
+    heartbeatIntervalMs,
+    leaseTtlMs: options.leaseTtlMs ?? heartbeatIntervalMs * 3,
+    certificateTtlSeconds: options.certificateTtlSeconds ?? 3_600,
+    envelopeTtlMs: options.envelopeTtlMs ?? core.config.envelopeTtlMs,
+    pullPollMs: options.pullPollMs ?? 250,
+  };
+  const { pool, logger } = core;
+  const sweep = setInterval(() => {
+    markSilentWorkersOffline(pool, settings.leaseTtlMs).catch(() => undefined);
+  }, settings.leaseTtlMs);
+  sweep.unref();
+  core.shutdownSignal.addEventListener('abort', () => clearInterval(sweep), { once: true });
+
+  const audit = (
+    ctx: HandlerContext,
+    action: string,
+    outcome: 'success' | 'denied' | 'error',
+    ids: AuditIds,
+  ) =>
+    core
+      .audit({ action, outcome, ipAddress: ctx.values.get(peerKey).remoteAddress, ...ids })
+      .catch((error: unknown) =>
+        logger.error({ action, errorType: (error as Error).name }, 'audit append failed'),
+      );
+
+  /** The calling worker, from its verified certificate; refused when unknown or revoked. */
+  async function authenticate(ctx: HandlerContext): Promise<WorkerRow> {
+    const peer = ctx.values.get(peerKey);
+    const certificate = peer.peerCertificate;
+    if (!peer.authorized || !certificate?.raw) {
+      throw unauthenticated('a client certificate issued by this control plane is required');
+    }
+    let workerId: string;
+    try {
+      workerId = workerIdFromCertificate(certificate, core.config.trustDomain);
+    } catch (error) {
+      if (error instanceof PkiError)
+        throw unauthenticated(`client certificate is not a worker identity: ${error.message}`);
+      throw error;
+    }
+    const result = await pool.query<WorkerRow>(
+      'select id, state, envelope_public_key from workers where id = $1',
+      [workerId],
+    );
+    const worker = result.rows[0];
+    if (!worker) throw unauthenticated(`worker ${workerId} is not registered`);
+    if (worker.state === 'revoked') {
+      await audit(ctx, 'worker.call', 'denied', { workerId, resourceId: workerId });
+      throw permissionDenied(`worker ${workerId} is revoked`);
+    }
+    return worker;
+  }
+
+  return {
+    async register(req, ctx) {
+      const token = req.bootstrapToken;
+      if (!token || token.length > 512)
+        throw invalidArgument('bootstrap_token is required (at most 512 characters)');
+      if (!req.csrPem || req.csrPem.length > 16_384)
+        throw invalidArgument('csr_pem is required (at most 16 KiB)');
+      if (req.envelopePublicKey.length !== 32) {
+        throw invalidArgument(
+          `envelope_public_key must be 32 bytes (X25519), got ${req.envelopePublicKey.length}`,
+        );
+      }
+      const hostname = requireMaxLength('hostname', req.hostname, 253);
+      const version = requireMaxLength('version', req.version, 64);
+      const ownLabels = requireLabels('labels', req.labels);
+      const workerId = randomUUID();
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        // Single use under concurrency: the update that marks the token used is also the check.
+        const used = await client.query<{ id: string; labels: Record<string, string> }>(
+          `update bootstrap_tokens set used_at = now(), used_by_worker_id = $2
+            where token_hash = $1 and used_at is null and revoked_at is null and expires_at > now()
+            returning id, labels`,
+          [bootstrapTokenHash(token), workerId],
+        );
+        const tokenRow = used.rows[0];
+        if (!tokenRow) {
+          await client.query('rollback');
+          await audit(ctx, 'worker.register', 'denied', {});
+          throw unauthenticated('bootstrap token is unknown, expired, revoked or already used');
+        }
+        let issued: { certPem: string; notAfter: Date; serial: string };
+        try {
+          issued = await core.internalCa.issueWorkerCertificate({
+            csrPem: req.csrPem,
+            workerId,
+            ttlSeconds: settings.certificateTtlSeconds,
+          });
+        } catch (error) {
+          await client.query('rollback');
+          if (error instanceof PkiError) throw invalidArgument(`csr_pem: ${error.message}`);
+          throw error;
+        }
+        await client.query(
+          `insert into workers (id, hostname, version, labels, state, agent_state, envelope_public_key,
+                                cert_serial, cert_expires_at, bootstrap_token_id, last_heartbeat_at)
+           values ($1, $2, $3, $4, 'active', 'initialized', $5, $6, $7, $8, now())`,
+          [
+            workerId,
+            hostname,
+            version,
+            JSON.stringify({ ...tokenRow.labels, ...ownLabels }),
+            Buffer.from(req.envelopePublicKey),
+            issued.serial,
+            issued.notAfter,
+            tokenRow.id,
+          ],
+        );
+        await client.query('commit');
+        await audit(ctx, 'worker.register', 'success', { workerId, resourceId: workerId });
+        logger.info({ workerId, hostname }, 'worker registered');
+        return {
+          workerId,
+          certificatePem: issued.certPem,
+          caCertificatePem: core.internalCa.certPem,
+          certificateExpiresAt: timestampFromDate(issued.notAfter),
+          heartbeatIntervalMs: settings.heartbeatIntervalMs,
+          leaseTtlMs: settings.leaseTtlMs,
+        };
+      } catch (error) {
+        await client.query('rollback').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+
+    async heartbeat(req, ctx) {
+      const worker = await authenticate(ctx);
+      const envelopeKey = req.envelopePublicKey.length ? req.envelopePublicKey : undefined;
+      if (envelopeKey && envelopeKey.length !== 32) {
+        throw invalidArgument(`envelope_public_key must be 32 bytes (X25519), got ${envelopeKey.length}`);
+      }
+      const held = req.leases.map((lease) => {
+        if (!isUuid(lease.jobId))
+          throw invalidArgument(`leases: job id ${JSON.stringify(lease.jobId.slice(0, 40))} is not a UUID`);
+        return { jobId: lease.jobId, epoch: lease.epoch };
+      });
+      await pool.query(
+        `update workers
+            set last_heartbeat_at = now(), agent_state = $2,
+                envelope_public_key = coalesce($3, envelope_public_key),
+                state = case when state = 'offline' then 'active' else state end
+          where id = $1`,
+        [
+          worker.id,
+          AGENT_STATES[req.agentState] ?? 'initialized',
+          envelopeKey ? Buffer.from(envelopeKey) : null,
+        ],
+      );
+      const renewed = await renewLeases(pool, worker.id, held, settings.leaseTtlMs);
+      const renewedIds = new Set(renewed.map((row) => row.id));
+      const instructions: Instruction[] = held
+        .filter((lease) => !renewedIds.has(lease.jobId))
+        .map((lease) =>
+          create(InstructionSchema, {
+            kind: {
+              case: 'stopJob',
+              value: {
+                jobId: lease.jobId,
+                epoch: lease.epoch,
+                reason: 'the lease is no longer held at this epoch',
+              },
+            },
+          }),
+        );
+      if (worker.state === 'draining') {
+        instructions.push(
+          create(InstructionSchema, {
+            kind: { case: 'drain', value: { reason: 'drain requested by an admin' } },
+          }),
+        );
+      }
+      return {
+        renewed: renewed.map((row) => ({
+          jobId: row.id,
+          epoch: BigInt(row.lease_epoch),
+          expiresAt: timestampFromDate(row.lease_expires_at),
+        })),
+        instructions,
+        heartbeatIntervalMs: settings.heartbeatIntervalMs,
+      };
+    },
+
+    async pullJob(req, ctx) {
+      const worker = await authenticate(ctx);
+      if (worker.state !== 'active' || req.freeSlots === 0) return {};
+      const deadline = Date.now() + Math.min(req.waitMs, MAX_PULL_WAIT_MS);
+      for (;;) {
+        const lease = await grantJob(pool, worker.id, settings.leaseTtlMs);
+        if (lease) {
+          await audit(ctx, 'job.lease', 'success', { workerId: worker.id, resourceId: lease.id });
+          logger.info({ jobId: lease.id, workerId: worker.id, epoch: lease.lease_epoch }, 'job leased');
+          return { work: { case: 'lease', value: await leaseMessage(pool, lease) } };
+        }
+        if (Date.now() >= deadline || ctx.signal.aborted || core.shutdownSignal.aborted) return {};
+        await sleep(
+          Math.min(settings.pullPollMs, Math.max(0, deadline - Date.now())),
+          ctx.signal,
+          core.shutdownSignal,
+        );
+      }
+    },
+
+    async fetchCredentials(req, ctx) {
+      const worker = await authenticate(ctx);
+      if (!isUuid(req.jobId)) throw invalidArgument('job_id must be a UUID');
+      const ids = { workerId: worker.id, resourceId: req.jobId };
+      const client = await pool.connect();
+      try {
+        const job = await lockHeldJob<{
+          source_id: string;
+          sink_id: string;
+          pii_hmac_key_ciphertext: Buffer | null;
+        }>(client, req.jobId, worker.id, req.epoch, true);
+        if (!job) {
+          await audit(ctx, 'credentials.issue', 'denied', ids);
+          const exists = await client.query('select 1 from jobs where id = $1', [req.jobId]);
+          if (!exists.rowCount) throw notFound('job', req.jobId);
+          throw failedPrecondition(`job ${req.jobId} is not leased to this worker at epoch ${req.epoch}`);
+        }
+        if (!worker.envelope_public_key)
+          throw failedPrecondition('this worker has not sent an envelope public key');
+        const binding = {
+          workerId: worker.id,
+          jobId: req.jobId,
+          epoch: req.epoch,
+          expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+        };
+        const seal = async (
+          role: string,
+          datasourceId: string,
+          secrets: DatasourceSecrets,
+        ): Promise<SealedEnvelope> => {
+          const plaintext = toBinary(DatasourceSecretsSchema, secrets);
+          try {
+            return toSealedEnvelope(
+              await sealEnvelope(worker.envelope_public_key!, plaintext, { ...binding, role, datasourceId }),
+            );
+          } finally {
+            wipe(plaintext);
+          }
+        };
+        const source = await seal(
+          'source',
+          job.source_id,
+          await datasourceSecrets(client, core, job.source_id),
+        );
+        const sink = await seal('sink', job.sink_id, await datasourceSecrets(client, core, job.sink_id));
+        let piiKey: SealedEnvelope | undefined;
+        if (job.pii_hmac_key_ciphertext) {
+          const key = decryptField(
+            core.keyring,
+            'jobs',
+            req.jobId,
+            'pii_hmac_key',
+            job.pii_hmac_key_ciphertext,
+          );
+          try {
+            piiKey = await seal('pii_key', '', create(DatasourceSecretsSchema, { hmacKey: key }));
+          } finally {
+            wipe(key);
+          }
+        }
+        await audit(ctx, 'credentials.issue', 'success', ids);
+        return { source, sink, ...(piiKey && { piiKey }) };
+      } finally {
+        client.release();
+      }
+    },
+
+    async reportProgress(req, ctx) {
+      const worker = await authenticate(ctx);
+      if (!isUuid(req.jobId)) throw invalidArgument('job_id must be a UUID');
+      const phase = PHASE_NAMES[req.phase];
+      if (!phase) throw invalidArgument(`phase ${req.phase} is not a job phase`);
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const job = await lockHeldJob<{ state: string; checkpoint: JsonValue | null }>(
+          client,
+          req.jobId,
+          worker.id,
+          req.epoch,
+        );
+        if (!job) {
+          await client.query('rollback');
+          const exists = await pool.query('select 1 from jobs where id = $1', [req.jobId]);
+          if (!exists.rowCount) throw notFound('job', req.jobId);
+          throw failedPrecondition(
+            `job ${req.jobId} is not leased to this worker at epoch ${req.epoch}: stop it`,
+          );
+        }
+        const status = toJson(
+          JobStatusSchema,
+          create(JobStatusSchema, {
+            tables: req.tables,
+            lagBytes: req.lagBytes,
+            lagSeconds: req.lagSeconds,
+            rowsPerSecond: req.rowsPerSecond,
+            bytesPerSecond: req.bytesPerSecond,
+          }),
+        );
+        const checkpoint =
+          req.checkpoint && movesForward(job.checkpoint, req.checkpoint.durableLsn)
+            ? toJson(JobCheckpointSchema, req.checkpoint)
+            : job.checkpoint;
+        const failed = req.failed;
+        const release = failed || req.released;
+        const nextState = failed ? 'failed' : req.released && job.state === 'running' ? 'pending' : job.state;
+        await client.query(
+          `update jobs
+              set phase = $2, status = $3, checkpoint = $4, reported_at = now(), updated_at = now(),
+                  last_error = coalesce($5, last_error), state = $6
+                  ${release ? ', lease_worker_id = null, lease_expires_at = null' : ''}
+            where id = $1`,
+          [
+            req.jobId,
+            phase,
+            JSON.stringify(status),
+            checkpoint === null ? null : JSON.stringify(checkpoint),
+            req.error ? JSON.stringify(toJson(JobErrorSchema, req.error)) : null,
+            nextState,
+          ],
+        );
+        await client.query('commit');
+        if (failed || req.released) {
+          await audit(ctx, failed ? 'job.fail' : 'job.release', 'success', {
+            workerId: worker.id,
+            resourceId: req.jobId,
+          });
+        }
+        return { desiredState: JOB_STATES[nextState] ?? JobState.UNSPECIFIED };
+      } catch (error) {
+        await client.query('rollback').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+
+    async renewCertificate(req, ctx) {
+      const worker = await authenticate(ctx);
+      if (!req.csrPem || req.csrPem.length > 16_384)
+        throw invalidArgument('csr_pem is required (at most 16 KiB)');
+      let issued: { certPem: string; notAfter: Date; serial: string };
+      try {
+        issued = await core.internalCa.issueWorkerCertificate({
+          csrPem: req.csrPem,
+          workerId: worker.id,
+          ttlSeconds: settings.certificateTtlSeconds,
+        });
+      } catch (error) {
+        if (error instanceof PkiError) throw invalidArgument(`csr_pem: ${error.message}`);
+        throw error;
+      }
+      await pool.query('update workers set cert_serial = $2, cert_expires_at = $3 where id = $1', [
+        worker.id,
+        issued.serial,
+        issued.notAfter,
+      ]);
+      await audit(ctx, 'worker.renew_certificate', 'success', { workerId: worker.id, resourceId: worker.id });
+      return {
+        certificatePem: issued.certPem,
+        caCertificatePem: core.internalCa.certPem,
+        certificateExpiresAt: timestampFromDate(issued.notAfter),
+      };
+    },
+
+    async completeConnectionTest(req, ctx) {
+      const worker = await authenticate(ctx);
+      if (!isUuid(req.testId)) throw invalidArgument('test_id must be a UUID');
+      const result = await pool.query(
+        `update connection_tests
+            set state = 'done', ok = $3, message = $4, server_version = $5, latency_ms = $6, completed_at = now()
+          where id = $1 and worker_id = $2 and state = 'assigned'`,
+        [
+          req.testId,
+          worker.id,
+          req.ok,
+          requireMaxLength('message', req.message, 1_000),
+          requireMaxLength('server_version', req.serverVersion, 200),
+          req.latencyMs,
+        ],
+      );
+      if (!result.rowCount)
+        throw failedPrecondition(`connection test ${req.testId} is not assigned to this worker`);
+      return {};
+    },
+  };
+}
+
+interface AuditIds {
+  workerId?: string;
+  resourceId?: string;
+}
+
+/** The full lease: job definition, both datasources without secrets, and the last checkpoint. */
+async function leaseMessage(pool: pg.Pool, lease: LeaseRow) {
+  const job = await loadJob(pool, lease.id);
+  const [source, sink] = await Promise.all([
+    loadDatasource(pool, job.job.sourceId),
+    loadDatasource(pool, job.job.sinkId),
+  ]);
+  return create(JobLeaseSchema, {
+    jobId: lease.id,
+    epoch: BigInt(lease.lease_epoch),
+    expiresAt: timestampFromDate(lease.lease_expires_at),
+    spec: { job: job.job, source, sink, ...(job.checkpoint && { checkpoint: job.checkpoint }) },
+  });
+}
+
+const SECRET_FIELDS = [
+  ['password_ciphertext', 'password', 'password'],
+  ['ssl_root_cert_ciphertext', 'ssl_root_cert', 'sslRootCert'],
+  ['ssl_client_cert_ciphertext', 'ssl_client_cert', 'sslClientCert'],
+  ['ssl_client_key_ciphertext', 'ssl_client_key', 'sslClientKey'],
+  ['ca_cert_ciphertext', 'ca_cert', 'caCert'],
+] as const;
+
+/** Decrypts one datasource's secret columns into the message that travels sealed. */
+async function datasourceSecrets(
+  client: pg.PoolClient,
+  core: ControlPlaneCore,
+  id: string,
+): Promise<DatasourceSecrets> {
+  const result = await client.query<Record<string, Buffer | null>>(
+    `select ${SECRET_FIELDS.map(([column]) => column).join(', ')} from datasources where id = $1`,
+    [id],
+  );
+  const row = result.rows[0];
+  if (!row) throw failedPrecondition(`datasource ${id} of this job no longer exists`);
+  const secrets = create(DatasourceSecretsSchema);
+  for (const [column, field, property] of SECRET_FIELDS) {
+    const ciphertext = row[column];
+    if (!ciphertext) continue;
+    const plaintext = decryptField(core.keyring, 'datasources', id, field, ciphertext);
+    secrets[property] = plaintext.toString('utf8');
+    wipe(plaintext);
+  }
+  return secrets;
+}
+
+/** A checkpoint is accepted only if its durable LSN does not go backwards. */
+function movesForward(stored: JsonValue | null, durableLsn: bigint): boolean {
+  const previous = (stored as { durableLsn?: string } | null)?.durableLsn;
+  return previous === undefined || durableLsn >= BigInt(previous);
+}
+
+function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    for (const signal of signals) signal.addEventListener('abort', wake, { once: true });
+  });
+}

@@ -1,0 +1,96 @@
+// Job leases with fencing epochs. A job is held by at most one worker at a time: a grant takes a row that
+// is startable and unleased (or whose lease expired) under `for update skip locked`, so control planes
+// sharing one catalog never grant the same job twice, and every grant raises the epoch. Whatever a worker
+// does for a job afterwards (credentials, progress) names the epoch, and a stale one is refused.
+import type pg from 'pg';
+
+export interface LeaseRow {
+  id: string;
+  lease_worker_id: string;
+  lease_epoch: string;
+  lease_expires_at: Date;
+}
+
+/** Grants one job to `workerId`, or undefined when none is waiting. */
+export async function grantJob(
+  pool: pg.Pool,
+  workerId: string,
+  leaseTtlMs: number,
+): Promise<LeaseRow | undefined> {
+  // Re-checked by PostgreSQL on the locked row (EvalPlanQual): a row another control plane granted between
+  // our snapshot and our lock no longer matches and is skipped.
+  const result = await pool.query<LeaseRow>(
+    `with candidate as (
+       select id from jobs
+        where state in ('pending', 'running')
+          and (lease_worker_id is null or lease_expires_at is null or lease_expires_at < now())
+        order by updated_at, id
+        for update skip locked
+        limit 1)
+     update jobs j
+        set lease_worker_id = $1,
+            lease_epoch = j.lease_epoch + 1,
+            lease_expires_at = now() + make_interval(secs => $2::double precision / 1000),
+            state = 'running',
+            updated_at = now()
+       from candidate
+      where j.id = candidate.id
+     returning j.id, j.lease_worker_id, j.lease_epoch, j.lease_expires_at`,
+    [workerId, leaseTtlMs],
+  );
+  return result.rows[0];
+}
+
+/**
+ * Extends the leases `workerId` still holds at the given epochs; returns those renewed. A lease that was
+ * paused, stopped, deleted or granted to someone else is missing from the answer: the worker must stop it.
+ */
+export async function renewLeases(
+  pool: pg.Pool,
+  workerId: string,
+  held: ReadonlyArray<{ jobId: string; epoch: bigint }>,
+  leaseTtlMs: number,
+): Promise<LeaseRow[]> {
+  if (held.length === 0) return [];
+  const result = await pool.query<LeaseRow>(
+    `update jobs j
+        set lease_expires_at = now() + make_interval(secs => $2::double precision / 1000)
+       from unnest($3::uuid[], $4::bigint[]) as held(id, epoch)
+      where j.id = held.id and j.lease_epoch = held.epoch and j.lease_worker_id = $1 and j.state = 'running'
+     returning j.id, j.lease_worker_id, j.lease_epoch, j.lease_expires_at`,
+    [workerId, leaseTtlMs, held.map((lease) => lease.jobId), held.map((lease) => lease.epoch.toString())],
+  );
+  return result.rows;
+}
+
+/**
+ * Locks the job row if `workerId` holds it at `epoch` (expired but not yet granted again still counts: nobody
+ * else has it). Returns undefined when the lease moved on.
+ */
+export async function lockHeldJob<Row extends pg.QueryResultRow>(
+  client: pg.PoolClient,
+  jobId: string,
+  workerId: string,
+  epoch: bigint,
+  requireUnexpired = false,
+): Promise<Row | undefined> {
+  const result = await client.query<Row>(
+    `select * from jobs
+      where id = $1 and lease_worker_id = $2 and lease_epoch = $3
+        ${requireUnexpired ? 'and lease_expires_at > now()' : ''}
+      for update`,
+    [jobId, workerId, epoch.toString()],
+  );
+  return result.rows[0];
+}
+
+/** Marks workers that stopped heartbeating as offline; their leases expire on their own. */
+export async function markSilentWorkersOffline(pool: pg.Pool, silentForMs: number): Promise<number> {
+  const result = await pool.query(
+    `update workers set state = 'offline'
+      where state = 'active'
+        and coalesce(last_heartbeat_at, registered_at) < now() - make_interval(secs => $1::double precision / 1000)`,
+    [silentForMs],
+  );
+  return result.rowCount ?? 0;
+}

@@ -1,0 +1,439 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { status } from '@grpc/grpc-js';
+import {
+  createWorkerCsr,
+  type EnvelopeKeyPair,
+  generateEnvelopeKeyPair,
+  openEnvelope,
+  randomToken,
+  toEnvelope,
+} from '@sluice/crypto';
+import {
+  BootstrapTokenService,
+  DatasourceService,
+  JobPhase,
+  JobService,
+  SslMode,
+  WorkerAdminService,
+} from '@sluice/proto';
+import {
+  createTestCa,
+  createTestDatabase,
+  type ServiceProcess,
+  type TestDatabase,
+  waitFor,
+} from '@sluice/testkit';
+import { type ControlClient, createControlClient, grpcCode, type WorkerIdentity } from '@sluice/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  adminClients,
+  type ClusterSecrets,
+  type ControlPlaneProcess,
+  clusterSecrets,
+  startControlPlaneProcess,
+  startWorkerProcess,
+} from './cluster.ts';
+
+const CANARY_SOURCE = `canary-source-pw-${randomToken(16)}`;
+const CANARY_SINK = `canary-sink-pw-${randomToken(16)}`;
+
+type Admin = Awaited<ReturnType<typeof adminClients>>;
+
+interface RawWorker {
+  id: string;
+  keys: EnvelopeKeyPair;
+  client: ControlClient;
+  certPem: string;
+  keyPem: string;
+}
+
+async function newToken(admin: Admin, ttlSeconds = 300): Promise<{ id: string; secret: string }> {
+  const created = await admin.client(BootstrapTokenService).createBootstrapToken({ ttlSeconds });
+  return { id: created.token!.id, secret: created.secret };
+}
+
+/** Registers a worker from the test process: real TLS and certificates, no agent. */
+async function registerRawWorker(cp: ControlPlaneProcess, token: string): Promise<RawWorker> {
+  const keys = await generateEnvelopeKeyPair();
+  const { csrPem, keyPem } = await createWorkerCsr();
+  const address = `127.0.0.1:${cp.port}`;
+  const anonymous = createControlClient({ address, caPem: cp.caPem });
+  try {
+    const registered = await anonymous.register({
+      bootstrapToken: token,
+      csrPem,
+      envelopePublicKey: keys.publicKey,
+      hostname: 'raw-worker',
+      version: 'test',
+    });
+    const client = createControlClient({
+      address,
+      caPem: cp.caPem,
+      certPem: registered.certificatePem,
+      keyPem,
+    });
+    return { id: registered.workerId, keys, client, certPem: registered.certificatePem, keyPem };
+  } finally {
+    anonymous.close();
+  }
+}
+
+async function createJob(admin: Admin, db: TestDatabase, name: string): Promise<string> {
+  const datasources = admin.client(DatasourceService);
+  const source = await datasources.createDatasource({
+    name: `${name}-src`,
+    spec: {
+      case: 'postgres',
+      value: {
+        host: '127.0.0.1',
+        port: db.server.port,
+        database: db.name,
+        username: 'replicator',
+        sslMode: SslMode.VERIFY_FULL,
+        password: CANARY_SOURCE,
+        sslRootCert: db.server.caPem!,
+      },
+    },
+  });
+  const sink = await datasources.createDatasource({
+    name: `${name}-sink`,
+    spec: {
+      case: 'starrocks',
+      value: {
+        feHost: '127.0.0.1',
+        httpPort: 8030,
+        mysqlPort: 9030,
+        username: 'root',
+        database: 'demo',
+        password: CANARY_SINK,
+      },
+    },
+  });
+  const job = await admin.client(JobService).createJob({
+    name,
+    sourceId: source.datasource!.id,
+    sinkId: sink.datasource!.id,
+    tables: [{ schema: 'public', name: 'orders' }],
+    start: true,
+  });
+  return job.job!.id;
+}
+
+async function identityOf(stateDir: string): Promise<WorkerIdentity> {
+  return JSON.parse(await readFile(path.join(stateDir, 'identity.json'), 'utf8')) as WorkerIdentity;
+}
+
+function jobStatus(admin: Admin, id: string) {
+  return admin
+    .client(JobService)
+    .getJobStatus({ id })
+    .then((answer) => answer.status!);
+}
+
+async function expectCode(call: Promise<unknown>, code: status): Promise<void> {
+  const error = await call.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error, `expected gRPC status ${status[code]}`).toBeDefined();
+  expect(status[grpcCode(error) ?? -1]).toBe(status[code]);
+}
+
+describe('workers and one control plane, as real processes over TLS 1.3', () => {
+  let db: TestDatabase;
+  let secrets: ClusterSecrets;
+  let cp: ControlPlaneProcess;
+  let admin: Admin;
+  const processes: ServiceProcess[] = [];
+  const tokensUsed: string[] = [];
+  const workerKeys: string[] = [];
+  const stateDir = (name: string) => path.join(secrets.dir, name);
+
+  beforeAll(async () => {
+    db = await createTestDatabase('e2e_workers');
+    secrets = await clusterSecrets();
+    cp = await startControlPlaneProcess(db, secrets);
+    processes.push(cp.process);
+    admin = await adminClients(cp);
+  });
+
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.stop('SIGKILL')));
+    await db?.drop();
+  });
+
+  it('registers a worker that leases a job and opens its sealed credentials, which no other worker can open', async () => {
+    const jobId = await createJob(admin, db, 'envelopes');
+    const token = await newToken(admin);
+    tokensUsed.push(token.secret);
+    const worker = await startWorkerProcess(cp, { token: token.secret, stateDir: stateDir('w1') });
+    processes.push(worker);
+    const identity = await identityOf(stateDir('w1'));
+    workerKeys.push(identity.keyPem);
+
+    // The placeholder runner reports STREAMING only after it opened both envelopes.
+    const leased = await waitFor(
+      async () => {
+        const s = await jobStatus(admin, jobId);
+        return s.phase === JobPhase.STREAMING && s.workerId === identity.workerId && s;
+      },
+      { description: 'the job to be leased and reported by the worker' },
+    );
+    expect(leased.epoch).toBeGreaterThan(0n);
+
+    // The same envelopes, fetched with that worker's certificate, open only with that worker's key.
+    const asWorker = createControlClient({
+      address: `127.0.0.1:${cp.port}`,
+      caPem: cp.caPem,
+      certPem: identity.certPem,
+      keyPem: identity.keyPem,
+    });
+    const sealed = await asWorker.fetchCredentials({ jobId, epoch: leased.epoch });
+    asWorker.close();
+    const envelope = toEnvelope(sealed.source!);
+    const otherKeys = await generateEnvelopeKeyPair();
+    const holder = { workerId: identity.workerId, jobId, epoch: leased.epoch, role: 'source' };
+    await expect(openEnvelope(otherKeys.privateKey, envelope, holder)).rejects.toMatchObject({
+      code: 'TAMPERED',
+    });
+    await expect(
+      openEnvelope(otherKeys.privateKey, envelope, { ...holder, workerId: 'another-worker' }),
+    ).rejects.toMatchObject({ code: 'FOREIGN' });
+
+    // Another registered worker is refused the job's credentials outright.
+    const other = await registerRawWorker(cp, (await newToken(admin)).secret);
+    await expectCode(
+      other.client.fetchCredentials({ jobId, epoch: leased.epoch }),
+      status.FAILED_PRECONDITION,
+    );
+    other.client.close();
+  });
+
+  it('refuses a reused, an expired and an unknown bootstrap token', async () => {
+    const reused = tokensUsed[0]!;
+    const keys = await generateEnvelopeKeyPair();
+    const { csrPem } = await createWorkerCsr();
+    const anonymous = createControlClient({ address: `127.0.0.1:${cp.port}`, caPem: cp.caPem });
+    const register = (bootstrapToken: string) =>
+      anonymous.register({
+        bootstrapToken,
+        csrPem,
+        envelopePublicKey: keys.publicKey,
+        hostname: 'h',
+        version: 'v',
+      });
+
+    await expectCode(register(reused), status.UNAUTHENTICATED);
+    await expectCode(register(`sluice_bt_${randomToken(24)}`), status.UNAUTHENTICATED);
+    const expiring = await newToken(admin, 60);
+    await db.client.query(
+      "update bootstrap_tokens set expires_at = now() - interval '1 second' where id = $1",
+      [expiring.id],
+    );
+    await expectCode(register(expiring.secret), status.UNAUTHENTICATED);
+    // A bad request never consumes a good token: it still registers afterwards.
+    const good = await newToken(admin);
+    await expectCode(
+      anonymous.register({ bootstrapToken: good.secret, csrPem, envelopePublicKey: new Uint8Array(5) }),
+      status.INVALID_ARGUMENT,
+    );
+    expect((await register(good.secret)).workerId).toMatch(/^[0-9a-f-]{36}$/);
+    anonymous.close();
+  });
+
+  it('refuses Heartbeat without a certificate, with one from another CA, and from a revoked worker', async () => {
+    const address = `127.0.0.1:${cp.port}`;
+    const anonymous = createControlClient({ address, caPem: cp.caPem });
+    await expectCode(anonymous.heartbeat({}), status.UNAUTHENTICATED);
+    anonymous.close();
+
+    const foreignCa = await createTestCa('Foreign CA');
+    const foreign = await foreignCa.issueClient('spiffe-impostor');
+    const impostor = createControlClient({
+      address,
+      caPem: cp.caPem,
+      certPem: foreign.certPem,
+      keyPem: foreign.keyPem,
+    });
+    await expectCode(impostor.heartbeat({}), status.UNAUTHENTICATED);
+    impostor.close();
+
+    const worker = await registerRawWorker(cp, (await newToken(admin)).secret);
+    await worker.client.heartbeat({ envelopePublicKey: worker.keys.publicKey });
+    await admin.client(WorkerAdminService).revokeWorker({ id: worker.id });
+    await expectCode(worker.client.heartbeat({}), status.PERMISSION_DENIED);
+    worker.client.close();
+  });
+
+  it('grants a killed worker’s job to another worker with a higher epoch and refuses the old epoch', async () => {
+    const jobId = await createJob(admin, db, 'failover');
+    const tokenA = await newToken(admin);
+    const first = await startWorkerProcess(cp, { token: tokenA.secret, stateDir: stateDir('wa') });
+    processes.push(first);
+    const identityA = await identityOf(stateDir('wa'));
+    workerKeys.push(identityA.keyPem);
+    tokensUsed.push(tokenA.secret);
+    // Another worker already runs; pause until this job sits with the new one, whichever got it first.
+    const held = await waitFor(
+      async () => {
+        const s = await jobStatus(admin, jobId);
+        return s.phase === JobPhase.STREAMING && s.workerId !== '' && s;
+      },
+      { description: 'the failover job to be leased' },
+    );
+
+    const holderDir = held.workerId === identityA.workerId ? stateDir('wa') : stateDir('w1');
+    const holder = held.workerId === identityA.workerId ? first : processes[1]!;
+    expect(await holder.stop('SIGKILL')).toBe('SIGKILL');
+    const tokenB = await newToken(admin);
+    tokensUsed.push(tokenB.secret);
+    processes.push(await startWorkerProcess(cp, { token: tokenB.secret, stateDir: stateDir('wb') }));
+    workerKeys.push((await identityOf(stateDir('wb'))).keyPem);
+
+    const moved = await waitFor(
+      async () => {
+        const s = await jobStatus(admin, jobId);
+        return s.workerId !== held.workerId && s.workerId !== '' && s.epoch > held.epoch && s;
+      },
+      { description: 'the job to move to a live worker with a higher epoch' },
+    );
+    expect(moved.epoch).toBeGreaterThan(held.epoch);
+
+    const dead = await identityOf(holderDir);
+    const stale = createControlClient({
+      address: `127.0.0.1:${cp.port}`,
+      caPem: cp.caPem,
+      certPem: dead.certPem,
+      keyPem: dead.keyPem,
+    });
+    await expectCode(
+      stale.reportProgress({ jobId, epoch: held.epoch, phase: JobPhase.STREAMING }),
+      status.FAILED_PRECONDITION,
+    );
+    await expectCode(stale.fetchCredentials({ jobId, epoch: held.epoch }), status.FAILED_PRECONDITION);
+    stale.close();
+  });
+
+  it('keeps its workers through a control-plane restart without a second registration', async () => {
+    const registrations = async () =>
+      Number(
+        (await db.client.query("select count(*) from audit_events where action = 'worker.register'")).rows[0]
+          .count,
+      );
+    const before = await registrations();
+    const live = processes
+      .slice(1)
+      .filter((p) => p.lines.length && !p.lines.some((l) => /"to":"(stopped|failed)"/.test(l)));
+    const stopped = await cp.process.stop('SIGTERM');
+    expect(stopped, cp.process.lines.slice(-8).join('\n')).toBe(0);
+    const restartedAt = new Date();
+    cp = await startControlPlaneProcess(db, secrets, {
+      dataDir: cp.dataDir,
+      port: cp.port,
+      name: 'control plane 2',
+    });
+    processes.push(cp.process);
+    admin = await adminClients(cp);
+
+    await waitFor(
+      async () => {
+        const { rows } = await db.client.query<{ n: string }>(
+          "select count(*) as n from workers where state = 'active' and last_heartbeat_at > $1",
+          [restartedAt],
+        );
+        return Number(rows[0]!.n) >= 2;
+      },
+      { description: 'the surviving workers to heartbeat to the restarted control plane' },
+    );
+    expect(await registrations()).toBe(before);
+    for (const worker of live) {
+      if (worker.lines.some((line) => /"signal"|SIGKILL/.test(line))) continue;
+      expect(worker.lines.some((line) => /"to":"(stopped|failed)"/.test(line))).toBe(false);
+    }
+  });
+
+  it('leaks no envelope content, certificate key or token into any log', () => {
+    const logs = processes.map((p) => p.output()).join('\n');
+    expect(logs.length).toBeGreaterThan(1_000);
+    const secretsToFind = [
+      CANARY_SOURCE,
+      CANARY_SINK,
+      secrets.encryptionKey,
+      ...tokensUsed,
+      ...workerKeys.map((pem) => pem.split('\n')[1]!),
+    ];
+    for (const secret of secretsToFind) expect(logs, 'a secret reached a log').not.toContain(secret);
+  });
+});
+
+describe('two control planes on one catalog', () => {
+  let db: TestDatabase;
+  const processes: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('e2e_two_cps');
+  });
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.stop('SIGKILL')));
+    await db?.drop();
+  });
+
+  it('never lease one job to two of five workers at once, over many grants', async () => {
+    const secrets = await clusterSecrets();
+    const [cpA, cpB] = await Promise.all([
+      startControlPlaneProcess(db, secrets, { name: 'control plane A' }),
+      startControlPlaneProcess(db, secrets, { name: 'control plane B' }),
+    ]);
+    processes.push(cpA.process, cpB.process);
+    const admin = await adminClients(cpA);
+    const jobs = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => createJob(admin, db, `contended-${i}`)),
+    );
+    const workers = await Promise.all(
+      Array.from({ length: 5 }, async (_, i) => {
+        const cp = i % 2 ? cpB : cpA;
+        const worker = await registerRawWorker(cp, (await newToken(admin)).secret);
+        // Each worker calls both control planes, alternating.
+        const other = createControlClient({
+          address: `127.0.0.1:${(i % 2 ? cpA : cpB).port}`,
+          caPem: cpA.caPem,
+          certPem: worker.certPem,
+          keyPem: worker.keyPem,
+        });
+        return { worker, clients: [worker.client, other] };
+      }),
+    );
+
+    const holder = new Map<string, string>();
+    const lastEpoch = new Map<string, bigint>();
+    const violations: string[] = [];
+    let grants = 0;
+    const target = 120;
+    await Promise.all(
+      workers.map(async ({ worker, clients }, index) => {
+        for (let round = 0; grants < target; round++) {
+          const client = clients[(round + index) % 2]!;
+          // Like a real agent: liveness comes from heartbeats; a silent worker is marked offline and gets nothing.
+          await client.heartbeat({ envelopePublicKey: worker.keys.publicKey });
+          const answer = await client.pullJob({ waitMs: 200, freeSlots: 1 });
+          if (answer.work.case !== 'lease') continue;
+          const { jobId, epoch } = answer.work.value;
+          grants += 1;
+          if (holder.has(jobId))
+            violations.push(`${jobId} granted to ${worker.id} while ${holder.get(jobId)} held it`);
+          if (epoch <= (lastEpoch.get(jobId) ?? 0n)) violations.push(`${jobId} epoch ${epoch} did not grow`);
+          holder.set(jobId, worker.id);
+          lastEpoch.set(jobId, epoch);
+          await new Promise((resolve) => setImmediate(resolve));
+          holder.delete(jobId);
+          await client.reportProgress({ jobId, epoch, phase: JobPhase.SNAPSHOT, released: true });
+        }
+      }),
+    );
+    expect(violations).toEqual([]);
+    expect(grants).toBeGreaterThanOrEqual(target);
+    expect(new Set([...lastEpoch.keys()]).size).toBe(jobs.length);
+    for (const { clients } of workers) for (const client of clients) client.close();
+  });
+});
