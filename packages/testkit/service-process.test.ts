@@ -13,7 +13,7 @@ async function script(body: string): Promise<string> {
 describe('service processes', () => {
   it('runs a TypeScript entry, captures its lines and waits for one', async () => {
     const entry = await script(
-      "const n: number = 2;\nconsole.log(`ready ${n} ${process.env.GREETING}`);\nsetTimeout(() => console.error('later'), 50);\nsetTimeout(() => {}, 60_000);\n",
+      "const n: number = 2;\nconsole.log('ready ' + n + ' ' + process.env.GREETING);\nsetTimeout(() => console.error('later'), 50);\nsetTimeout(() => {}, 60_000);\n",
     );
     const proc = startServiceProcess({ entry, env: { GREETING: 'hi' } });
     expect(await proc.waitForLine(/^ready/)).toBe('ready 2 hi');
@@ -24,7 +24,7 @@ describe('service processes', () => {
 
   it('does not pass the parent environment through', async () => {
     process.env.SLUICE_CANARY_PARENT = 'canary-parent-value';
-    const entry = await script("console.log(`env=${process.env.SLUICE_CANARY_PARENT ?? 'absent'}`);\n");
+    const entry = await script("console.log('env=' + (process.env.SLUICE_CANARY_PARENT ?? 'absent'));\n");
     const proc = startServiceProcess({ entry });
     expect(await proc.waitForLine(/^env=/)).toBe('env=absent');
     delete process.env.SLUICE_CANARY_PARENT;

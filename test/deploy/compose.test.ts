@@ -134,14 +134,22 @@ describe('docker-compose.yml', () => {
     expect(misplaced).toEqual([]);
   });
 
+  /**
+   * Read as a string literal or `env.NAME`; a `NAME_FILE` also counts when the code reads NAME through the
+   * control plane's `fromEnvOrFile(env, 'NAME')`, which builds the `_FILE` name itself.
+   */
+  function readsVariable(source: string, name: string): boolean {
+    if (new RegExp(`(['"\`])${name}\\1|\\benv\\.${name}\\b`).test(source)) return true;
+    const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : undefined;
+    return base !== undefined && new RegExp(`fromEnvOrFile\\(\\s*\\w+,\\s*'${base}'\\s*\\)`).test(source);
+  }
+
   it('gives Sluice services only environment variables that the code under packages/ reads', () => {
     const given = new Set(sluiceServices.flatMap(([, service]) => [...environmentOf(service).keys()]));
     const source = sourceFiles(path.join(root, 'packages'))
       .map((file) => readFileSync(file, 'utf8'))
       .join('\n');
-    const unread = [...given]
-      .filter((name) => !new RegExp(`(['"\`])${name}\\1|\\benv\\.${name}\\b`).test(source))
-      .sort();
+    const unread = [...given].filter((name) => !readsVariable(source, name)).sort();
     expect(
       unread,
       `not read anywhere in packages/ (as a string literal or env.NAME): ${unread.join(', ')}`,
