@@ -20,6 +20,7 @@ import {
   type SlotHandle,
 } from './setup.ts';
 import { copySnapshot, type SnapshotOptions, type SnapshotResult } from './snapshot.ts';
+import { toSourceError } from './source-error.ts';
 import { TypeCatalog } from './source-schema.ts';
 
 export {
@@ -100,19 +101,24 @@ export class PostgresSource {
       await ensurePublication(client, this.#name, this.#tables);
       const slot = await ensureSlot(this.#connector, client, this.#name, checked.serverVersion);
       await this.#setup?.slot.release();
-      this.#setup = {
-        name: this.#name,
-        slotCreated: slot.created,
-        consistentPoint: slot.consistentPoint,
-        schemas: checked.schemas,
-        serverVersion: checked.serverVersion,
-        slot,
-      };
-      const { slot: _slot, ...result } = this.#setup;
-      return result;
+      return this.#remember(checked, slot);
+    } catch (error) {
+      throw toSourceError(error, 'preparing the source failed', this.#connector.secrets());
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  #remember(checked: { schemas: TableSchema[]; serverVersion: number }, slot: SlotHandle): SetupResult {
+    const result: SetupResult = {
+      name: this.#name,
+      slotCreated: slot.created,
+      consistentPoint: slot.consistentPoint,
+      schemas: checked.schemas,
+      serverVersion: checked.serverVersion,
+    };
+    this.#setup = { ...result, slot };
+    return result;
   }
 
   /**
@@ -153,6 +159,8 @@ export class PostgresSource {
       connector: this.#connector,
       slot: this.#name,
       publication: this.#name,
+    }).catch((error: unknown) => {
+      throw toSourceError(error, 'starting replication failed', this.#connector.secrets());
     });
     return this.#stream;
   }

@@ -13,7 +13,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { ColumnValue, Row, TableRef, TableSchema } from '../../change-event.ts';
 import { qualifiedName, quoteIdent } from '../../change-event.ts';
 import type { Connector } from './connection.ts';
-import { SourceError, serverMessage } from './source-error.ts';
+import { SourceError, serverMessage, toSourceError } from './source-error.ts';
 import { decoderFor, type ValueDecoder } from './value-decoder.ts';
 
 /** Heap pages [startPage, endPage) of one table; `endPage` 0 means to the end of the table. */
@@ -116,15 +116,24 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
     let snapshotName = options.snapshotName;
     if (!snapshotName) {
       exporter = await options.connector.connect();
-      await exporter.query('begin isolation level repeatable read read only');
-      const exported = await exporter.query<{ name: string }>('select pg_export_snapshot() as name');
-      snapshotName = exported.rows[0]!.name;
+      const exported = await exporter
+        .query<{ name: string }>(
+          'begin isolation level repeatable read read only; select pg_export_snapshot() as name',
+        )
+        .catch((error: unknown) => {
+          throw toSourceError(error, 'exporting a snapshot failed', options.connector.secrets());
+        });
+      const results = exported as unknown as { rows: { name: string }[] }[];
+      snapshotName = results[1]?.rows[0]?.name;
+      if (!snapshotName) throw new SourceError('protocol', 'pg_export_snapshot returned nothing');
     }
     if (!/^[0-9A-Fa-f-]+$/.test(snapshotName)) throw new SourceError('config', 'snapshot name is malformed');
 
     const first = await openSnapshotConnection(options.connector, snapshotName);
     clients.push(first);
-    const stats = await tableStats(first, options.schemas);
+    const stats = await tableStats(first, options.schemas).catch((error: unknown) => {
+      throw toSourceError(error, 'planning the snapshot failed', options.connector.secrets());
+    });
 
     let state = options.discardSavedState ? undefined : await options.store.load();
     if (!state) {
@@ -160,7 +169,7 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
         if (!schema)
           throw new SourceError('config', `planned range names unknown table ${qualifiedName(range.table)}`);
         const tally = progress.get(tableId(range.table))!;
-        const copied = await copyRange(client, schema, range, batchRows, batchBytes, async (batch) => {
+        await copyRange(client, schema, range, batchRows, batchBytes, async (batch) => {
           if (failure !== undefined) throw failure;
           await options.onBatch(batch);
           tally.rowsDone += batch.rows.length;
@@ -174,7 +183,6 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
         result.copied.push(range);
         tally.rangesDone++;
         options.onProgress?.({ ...tally });
-        void copied;
       }
     };
 
@@ -278,21 +286,19 @@ async function copyRange(
   batchRows: number,
   batchBytes: number,
   emit: (batch: SnapshotBatch) => Promise<void>,
-): Promise<number> {
+): Promise<void> {
   const parser = new CopyTextParser(
     schema.columns.map((column) => column.name),
     schema.columns.map((column) => decoderFor(column.type)),
   );
   let rows: Row[] = [];
   let bytes = 0;
-  let total = 0;
   const stream = client.query(copyTo(copyStatement(schema, range)));
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       parser.push(chunk, rows);
       bytes += chunk.length;
       if (rows.length >= batchRows || bytes >= batchBytes) {
-        total += rows.length;
         await emit({ table: schema.table, range, rows, bytes, last: false });
         rows = [];
         bytes = 0;
@@ -309,9 +315,7 @@ async function copyRange(
     );
   }
   parser.end();
-  total += rows.length;
   await emit({ table: schema.table, range, rows, bytes, last: true });
-  return total;
 }
 
 /** COPY text format (tab-separated, `\N` null, backslash escapes) → rows, straight from the Buffers. */

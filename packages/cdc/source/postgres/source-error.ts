@@ -66,3 +66,13 @@ export function serverMessage(error: unknown, secrets: Iterable<string> = []): s
   for (const secret of secrets) if (secret.length >= 4) message = message.replaceAll(secret, '[REDACTED]');
   return message.slice(0, 500);
 }
+
+/** `error` as a SourceError: itself when it is one, else a safe `connection` error saying what failed. */
+export function toSourceError(error: unknown, what: string, secrets: Iterable<string> = []): SourceError {
+  if (error instanceof SourceError) return error;
+  const sqlState = sqlStateOf(error);
+  return new SourceError('connection', `${what}: ${serverMessage(error, secrets)}`, {
+    cause: error,
+    ...(sqlState && { sqlState }),
+  });
+}
