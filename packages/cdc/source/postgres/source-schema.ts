@@ -46,7 +46,7 @@ export class TypeCatalog {
       }>(
         `select t.oid::int4 as oid, t.typname, t.typtype, t.typelem::int4 as typelem,
                 t.typbasetype::int4 as typbasetype, t.typtypmod,
-                (t.typsubscript = 'array_subscript_handler'::regproc) as is_array
+                exists (select 1 from pg_type e where e.oid = t.typelem and e.typarray = t.oid) as is_array
            from pg_type t where t.oid = any($1::oid[])`,
         [wanted],
       );

@@ -105,6 +105,28 @@ const columns: [string, string, string, ColumnValue][] = [
   ['numarr', 'numeric[]', `'{1.50,NaN}'`, ['1.50', 'NaN']],
   ['farr', 'float8[]', `'{NaN,1}'`, ['NaN', 1]],
   ['boolarr', 'bool[]', `'{t,f}'`, [true, false]],
+  ['f4n', 'float4', '0.1', 0.1],
+  ['nm', 'name', `'a name'`, 'a name'],
+  ['qc', '"char"', `'q'`, 'q'],
+  ['x8', 'xid8', `'123'`, '123'],
+  ['rc', 'regclass', `'pg_class'`, 'pg_class'],
+  ['i2v', 'int2vector', `'1 2 3'`, '1 2 3'],
+  ['oidv', 'oidvector', `'1 2'`, '1 2'],
+  ['mac8', 'macaddr8', `'08:00:2b:01:02:03:04:05'`, '08:00:2b:01:02:03:04:05'],
+  ['ln', 'line', `'{1,2,3}'`, '{1,2,3}'],
+  ['ls', 'lseg', `'[(0,0),(1,1)]'`, '[(0,0),(1,1)]'],
+  ['pth', 'path', `'((0,0),(1,1))'`, '((0,0),(1,1))'],
+  ['pg', 'polygon', `'((0,0),(1,1),(1,0))'`, '((0,0),(1,1),(1,0))'],
+  ['cr', 'circle', `'<(0,0),1>'`, '<(0,0),1>'],
+  ['tsr', 'tstzrange', `'[2024-01-01 00:00+00,infinity)'`, '["2024-01-01 00:00:00+00",infinity)'],
+  ['mr', 'int4multirange', `'{[1,3),[5,7)}'`, '{[1,3),[5,7)}'],
+  ['jp', 'jsonpath', `'$.a[*] ? (@ > 1)'`, '$."a"[*]?(@ > 1)'],
+  ['tq', 'tsquery', `'a & b'`, "'a' & 'b'"],
+  ['comp', 'pair', `'(1,"x y")'`, '(1,"x y")'],
+  ['comparr', 'pair[]', `array['(1,a)'::pair, '(2,"b c")'::pair]`, ['(1,a)', '(2,"b c")']],
+  ['ts_bc', 'timestamp', `'0001-01-01 00:00:00 BC'`, '0001-01-01 00:00:00 BC'],
+  ['ts_far', 'timestamptz', `'294276-12-31 23:59:59+00'`, '294276-12-31 23:59:59+00'],
+  ['tm24', 'time', `'24:00:00'`, '24:00:00'],
   ['Mixed "Case" ключ', 'text', `'ok'`, 'ok'],
 ];
 
@@ -129,6 +151,7 @@ forEachServer((server) => {
       await db.client.query(`create schema ${quote(schemaName)}`);
       await db.client.query(`create type mood as enum ('sad', 'happy')`);
       await db.client.query('create domain posint as int4 check (value > 0)');
+      await db.client.query('create type pair as (n int, label text)');
       await db.client.query(
         `create table ${qualified} (id int primary key, ${columns.map(([name, type]) => `${quote(name)} ${type}`).join(', ')})`,
       );
