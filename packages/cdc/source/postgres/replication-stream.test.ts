@@ -297,3 +297,32 @@ forEachServer((server) => {
     }
   });
 });
+
+forEachServer((server) => {
+  it('a slot held by another stream is a precise slot error, and usable once released', async () => {
+    const db = await createTestDatabase('busy', server());
+    const connection = testConnection(server(), db.name);
+    const tables = [table('busy')];
+    const first = new PostgresSource({ connection, job: 'busy', tables });
+    const second = new PostgresSource({ connection, job: 'busy', tables });
+    try {
+      await db.client.query('create table busy (id int primary key)');
+      await first.setup();
+      await first.stream();
+      expect((await second.setup()).slotCreated).toBe(false);
+      await expect(second.stream({ slotWaitMs: 300 })).rejects.toMatchObject({
+        code: 'slot',
+        message: expect.stringMatching(/replication slot sluice_busy is in use by process \d+/),
+      });
+      await first.close();
+      const stream = await second.stream();
+      const { events } = collect(stream);
+      await db.client.query('insert into busy values (1)');
+      await waitFor(() => events.some((event) => event.kind === 'insert'), { description: 'the insert' });
+    } finally {
+      await first.close();
+      await second.close();
+      await db.drop();
+    }
+  });
+});

@@ -38,6 +38,11 @@ export interface ReplicationStreamOptions {
   streaming?: boolean;
   /** Session settings of the walsender, e.g. `{ logical_decoding_work_mem: '64MB' }`. */
   settings?: Record<string, string>;
+  /**
+   * How long to wait for the slot to be released by a previous walsender (one that is still exiting, or
+   * a worker whose lease expired). Default 10,000 ms.
+   */
+  slotWaitMs?: number;
   /** Highest pgoutput protocol version to ask for (default: the highest the server supports). */
   maxProtocolVersion?: number;
 }
@@ -123,17 +128,7 @@ export class ReplicationStream implements AsyncIterable<ChangeEvent[]> {
     const side = await options.connector.connect();
     let replication: pg.Client | undefined;
     try {
-      const { rows } = await side.query<{ confirmed: string | null; version: number; plugin: string }>(
-        `select s.confirmed_flush_lsn::text as confirmed, s.plugin,
-                current_setting('server_version_num')::int as version
-           from pg_replication_slots s where s.slot_name = $1`,
-        [options.slot],
-      );
-      const slot = rows[0];
-      if (!slot)
-        throw new SourceError('slot', `replication slot ${options.slot} does not exist`, {
-          solution: 'the slot was dropped: changes since are lost; run the job again with a new snapshot',
-        });
+      const slot = await waitForSlot(side, options.slot, options.slotWaitMs ?? 10_000);
       const confirmed = parseLsn(slot.confirmed ?? '0/0');
       const start =
         options.startLsn !== undefined && options.startLsn > confirmed ? options.startLsn : confirmed;
@@ -434,6 +429,38 @@ export class ReplicationStream implements AsyncIterable<ChangeEvent[]> {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+  }
+}
+
+/** The slot's confirmed position, once no other process holds it. */
+async function waitForSlot(
+  client: pg.Client,
+  name: string,
+  waitMs: number,
+): Promise<{ confirmed: string | null; version: number }> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const { rows } = await client.query<{
+      confirmed: string | null;
+      version: number;
+      active_pid: number | null;
+    }>(
+      `select s.confirmed_flush_lsn::text as confirmed, s.active_pid,
+              current_setting('server_version_num')::int as version
+         from pg_replication_slots s where s.slot_name = $1`,
+      [name],
+    );
+    const slot = rows[0];
+    if (!slot)
+      throw new SourceError('slot', `replication slot ${name} does not exist`, {
+        solution: 'the slot was dropped: changes since are lost; run the job again with a new snapshot',
+      });
+    if (slot.active_pid === null) return slot;
+    if (Date.now() >= deadline)
+      throw new SourceError('slot', `replication slot ${name} is in use by process ${slot.active_pid}`, {
+        solution: 'another worker still streams this job; stop it, or wait for its lease to expire',
+      });
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
