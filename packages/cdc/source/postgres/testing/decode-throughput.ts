@@ -3,7 +3,9 @@
 // 1. end to end: START_REPLICATION → events for one committed N-row transaction (includes the server's
 //    own decoding, like pg_recvlogical's figure in the reference);
 // 2. decoder only: the same XLogData payloads decoded again from memory.
-import { createTestDatabase, startPostgres } from '@sluice/testkit';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createTestDatabase, findSystemPostgres, startPostgres } from '@sluice/testkit';
 import type { ChangeEvent } from '../../../change-event.ts';
 import { PgoutputDecoder, PostgresSource } from '../index.ts';
 import { testConnection } from './memory-table.ts';
@@ -22,11 +24,38 @@ try {
     tables: [{ schema: 'public', name: 'bench' }],
   });
   await source.setup();
+  await db.client.query(`select pg_create_logical_replication_slot('bench_recv', 'pgoutput')`);
   await db.client.query(
     `insert into bench select g, 'name ' || g, 'user' || g || '@example.com', g * 1.25, now(), g % 2 = 0,
        repeat(md5(g::text), 3) from generate_series(1, ${rows}) g`,
   );
   const captured: Buffer[] = [];
+  const recvlogical = `${findSystemPostgres(15) ?? '/usr/lib/postgresql/15/bin'}/pg_recvlogical`;
+  if (existsSync(recvlogical)) {
+    const end = await db.client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    const t0 = performance.now();
+    execFileSync(
+      recvlogical,
+      [
+        '-d',
+        `host=${server.host} port=${server.port} dbname=${db.name} user=${server.user}`,
+        '--slot=bench_recv',
+        '--start',
+        '-o',
+        'proto_version=1',
+        '-o',
+        'publication_names=sluice_bench',
+        '-E',
+        end.rows[0]!.lsn,
+        '-f',
+        '/dev/null',
+      ],
+      { env: { ...process.env, PGPASSWORD: server.password } },
+    );
+    report(
+      `reference pg_recvlogical (same transaction, same server): ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+    );
+  }
   const stream = await source.stream({ streaming: false, heartbeatIntervalMs: 0 });
   const started = performance.now();
   let inserts = 0;
