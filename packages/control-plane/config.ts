@@ -36,6 +36,8 @@ export interface ControlPlaneConfig {
   envelopeTtlMs: number;
   /** SLUICE_HEARTBEAT_INTERVAL (default 5s): how often workers heartbeat; a lease lives three intervals. */
   heartbeatIntervalMs: number;
+  /** SLUICE_WORKER_CERT_TTL (default 1h): lifetime of worker client certificates; workers renew at half-life. */
+  workerCertificateTtlMs: number;
   /** SLUICE_ADMIN_USERNAME + SLUICE_ADMIN_PASSWORD[_FILE]: creates the first admin once, if none exists. */
   firstAdmin: { username: string; password: string } | undefined;
   /** SLUICE_LOG_LEVEL (default info). */
@@ -184,6 +186,12 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
   );
 
   const envelopeTtlMs = parseDuration('TOKEN_TTL', env.TOKEN_TTL || '60s', 5_000, 600_000);
+  const workerCertificateTtlMs = parseDuration(
+    'SLUICE_WORKER_CERT_TTL',
+    env.SLUICE_WORKER_CERT_TTL || '1h',
+    10_000,
+    30 * 86_400_000,
+  );
   const heartbeatIntervalMs = parseDuration(
     'SLUICE_HEARTBEAT_INTERVAL',
     env.SLUICE_HEARTBEAT_INTERVAL || '5s',
@@ -217,6 +225,7 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     refreshTokenTtlMs,
     envelopeTtlMs,
     heartbeatIntervalMs,
+    workerCertificateTtlMs,
     firstAdmin: adminUser && adminPassword ? { username: adminUser, password: adminPassword } : undefined,
     logLevel,
   };

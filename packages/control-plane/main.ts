@@ -14,7 +14,10 @@ try {
 }
 
 const controlPlane = await startControlPlane(config, {
-  extraRoutes: workerRoutes({ heartbeatIntervalMs: config.heartbeatIntervalMs }),
+  extraRoutes: workerRoutes({
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    certificateTtlSeconds: Math.round(config.workerCertificateTtlMs / 1000),
+  }),
 }).catch((error: unknown) => {
   // A start-up failure may come from the catalog driver; its text is scrubbed of connection settings.
   console.error(

@@ -65,6 +65,7 @@ export async function startTestControlPlane(
     refreshTokenTtlMs: 3_600_000,
     envelopeTtlMs: 60_000,
     heartbeatIntervalMs: 5_000,
+    workerCertificateTtlMs: 3_600_000,
     firstAdmin: undefined,
     logLevel: 'debug',
   };

@@ -70,6 +70,8 @@ export class WorkerAgent {
   readonly #state: AgentStateMachine;
   readonly #jobs = new Map<string, RunningJob>();
   readonly #stopping = new AbortController();
+  /** Aborted when draining starts: an open long poll could otherwise be granted a job nobody will run. */
+  readonly #pulling = new AbortController();
   #keys: EnvelopeKeyPair | undefined;
   #identity: WorkerIdentity | undefined;
   #client: ControlClient | undefined;
@@ -128,6 +130,11 @@ export class WorkerAgent {
   async drain(reason: string): Promise<void> {
     if (this.state !== 'running') return;
     this.#state.set('draining', reason);
+    this.#pulling.abort();
+    // Tell the control plane first, so an open long poll can no longer be granted the jobs released below.
+    await this.#heartbeat().catch((error: unknown) =>
+      this.#log.warn(`could not announce the drain: ${describe(error)}`),
+    );
     const runs = [...this.#jobs.values()];
     for (const job of runs) job.run.stop({ drain: true, reason });
     const timeout = new Promise<'timeout'>((resolve) =>
@@ -145,6 +152,7 @@ export class WorkerAgent {
     if (this.state === 'stopped' || this.state === 'failed' || this.state === 'stopping') return;
     this.#state.set('stopping', reason);
     this.#stopping.abort();
+    this.#pulling.abort();
     for (const job of this.#jobs.values()) this.#abortJob(job, reason);
     await Promise.allSettled([...this.#jobs.values()].map((job) => job.run.done));
     await Promise.allSettled(this.#loops);
@@ -189,14 +197,16 @@ export class WorkerAgent {
   }
 
   async #heartbeat(): Promise<void> {
+    // Only the leases sent are judged by the answer: a job granted while the heartbeat was in flight is not.
+    const sent = [...this.#jobs.values()];
     const response = await this.#client!.heartbeat({
       agentState: wireState[this.state],
-      leases: [...this.#jobs.values()].map(({ lease }) => ({ jobId: lease.jobId, epoch: lease.epoch })),
+      leases: sent.map(({ lease }) => ({ jobId: lease.jobId, epoch: lease.epoch })),
       envelopePublicKey: this.#keys!.publicKey,
     });
     this.#applyTimings(response.heartbeatIntervalMs, 0);
     const renewed = new Map(response.renewed.map((lease) => [lease.jobId, lease]));
-    for (const job of this.#jobs.values()) {
+    for (const job of sent) {
       const lease = renewed.get(job.lease.jobId);
       if (lease && lease.epoch === job.lease.epoch) job.expiresAt = Date.now() + this.#leaseTtlMs;
       else this.#abortJob(job, 'the control plane did not renew the lease');
@@ -248,7 +258,7 @@ export class WorkerAgent {
       try {
         const response = await this.#client!.pullJob(
           { waitMs, freeSlots: maxJobs - this.#jobs.size },
-          { timeoutMs: waitMs + 10_000, signal: this.#stopping.signal },
+          { timeoutMs: waitMs + 10_000, signal: this.#pulling.signal },
         );
         failures = 0;
         if (response.work.case === 'lease') this.#startJob(response.work.value);

@@ -437,3 +437,89 @@ describe('two control planes on one catalog', () => {
     for (const { clients } of workers) for (const client of clients) client.close();
   });
 });
+
+describe('a worker’s life cycle', () => {
+  let db: TestDatabase;
+  let secrets: ClusterSecrets;
+  let cp: ControlPlaneProcess;
+  let admin: Admin;
+  const processes: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase('e2e_lifecycle');
+    secrets = await clusterSecrets();
+    cp = await startControlPlaneProcess(db, secrets, { env: { SLUICE_WORKER_CERT_TTL: '10s' } });
+    processes.push(cp.process);
+    admin = await adminClients(cp);
+  });
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.stop('SIGKILL')));
+    await db?.drop();
+  });
+
+  const leaseRow = async (jobId: string) =>
+    (
+      await db.client.query<{ state: string; lease_worker_id: string | null }>(
+        'select state, lease_worker_id from jobs where id = $1',
+        [jobId],
+      )
+    ).rows[0]!;
+
+  it('renews its client certificate at half-life and keeps heartbeating past the first one’s expiry', async () => {
+    const dir = path.join(secrets.dir, 'renewing');
+    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    processes.push(worker);
+    const first = await identityOf(dir);
+    await worker.waitForLine(/client certificate renewed/, 30_000);
+    const renewed = await identityOf(dir);
+    expect(renewed.certPem).not.toBe(first.certPem);
+    expect(renewed.workerId).toBe(first.workerId);
+    await waitFor(
+      async () => {
+        const { rows } = await db.client.query<{ last_heartbeat_at: Date }>(
+          'select last_heartbeat_at from workers where id = $1',
+          [first.workerId],
+        );
+        return rows[0]!.last_heartbeat_at > new Date(first.expiresAt);
+      },
+      { timeoutMs: 30_000, description: 'a heartbeat after the first certificate expired' },
+    );
+    expect(await worker.stop('SIGTERM')).toBe(0);
+  });
+
+  it('drains on SIGTERM: releases its lease after a last report and exits 0', async () => {
+    const jobId = await createJob(admin, db, 'drain-sigterm');
+    const dir = path.join(secrets.dir, 'sigterm');
+    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    processes.push(worker);
+    const { workerId } = await identityOf(dir);
+    await waitFor(async () => (await jobStatus(admin, jobId)).workerId === workerId, {
+      description: 'the job to be leased',
+    });
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(await leaseRow(jobId), worker.lines.filter((l) => /job|state|drain/.test(l)).join('\n')).toEqual({
+      state: 'pending',
+      lease_worker_id: null,
+    });
+    const released = await db.client.query(
+      "select 1 from audit_events where action = 'job.release' and resource_id = $1 and worker_id = $2",
+      [jobId, workerId],
+    );
+    expect(released.rowCount).toBe(1);
+    expect(worker.output()).toMatch(/"to":"draining"[\s\S]*"to":"stopped"/);
+  });
+
+  it('drains and exits by itself when an admin drains it', async () => {
+    const jobId = await createJob(admin, db, 'drain-admin');
+    const dir = path.join(secrets.dir, 'admin-drain');
+    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    processes.push(worker);
+    const { workerId } = await identityOf(dir);
+    await waitFor(async () => (await jobStatus(admin, jobId)).workerId === workerId, {
+      description: 'the job to be leased',
+    });
+    await admin.client(WorkerAdminService).drainWorker({ id: workerId });
+    expect(await worker.exited).toBe(0);
+    expect((await leaseRow(jobId)).lease_worker_id).toBeNull();
+  });
+});

@@ -38,6 +38,7 @@ import {
   type LeaseRow,
   lockHeldJob,
   markSilentWorkersOffline,
+  releaseLease,
   renewLeases,
 } from '../scheduler/job-leases.ts';
 import { bootstrapTokenHash } from './bootstrap-token-service.ts';
@@ -302,6 +303,12 @@ export function createWorkerService(
       const deadline = Date.now() + Math.min(req.waitMs, MAX_PULL_WAIT_MS);
       for (;;) {
         const lease = await grantJob(pool, worker.id, settings.leaseTtlMs);
+        if (lease && ctx.signal.aborted) {
+          // The worker gave up on this call (it is draining or gone): nobody will run the job, so hand it back
+          // now rather than leave it stranded until the lease expires.
+          await releaseLease(pool, lease);
+          return {};
+        }
         if (lease) {
           await audit(ctx, 'job.lease', 'success', { workerId: worker.id, resourceId: lease.id });
           logger.info({ jobId: lease.id, workerId: worker.id, epoch: lease.lease_epoch }, 'job leased');

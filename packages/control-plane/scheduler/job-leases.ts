@@ -24,6 +24,9 @@ export async function grantJob(
        select id from jobs
         where state in ('pending', 'running')
           and (lease_worker_id is null or lease_expires_at is null or lease_expires_at < now())
+          -- Re-read on every poll: a worker that announced a drain gets nothing more, even on an open poll.
+          and exists (select 1 from workers w
+                       where w.id = $1 and w.state = 'active' and w.agent_state in ('initialized', 'running'))
         order by updated_at, id
         for update skip locked
         limit 1)
@@ -82,6 +85,16 @@ export async function lockHeldJob<Row extends pg.QueryResultRow>(
     [jobId, workerId, epoch.toString()],
   );
   return result.rows[0];
+}
+
+/** Gives back a lease nobody will use, if it is still this grant (same worker and epoch). */
+export async function releaseLease(pool: pg.Pool, lease: LeaseRow): Promise<void> {
+  await pool.query(
+    `update jobs set lease_worker_id = null, lease_expires_at = null,
+                     state = case when state = 'running' then 'pending' else state end
+      where id = $1 and lease_worker_id = $2 and lease_epoch = $3`,
+    [lease.id, lease.lease_worker_id, lease.lease_epoch],
+  );
 }
 
 /** Marks workers that stopped heartbeating as offline; their leases expire on their own. */
