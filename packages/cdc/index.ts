@@ -2,3 +2,4 @@
 // control plane.
 export * from './change-event.ts';
 export * from './sink/starrocks/index.ts';
+export * from './source/postgres/index.ts';

@@ -41,6 +41,7 @@ import {
   releaseLease,
   renewLeases,
 } from '../scheduler/job-leases.ts';
+import { JOB_STATE_VALUES, type JobStateName } from '../scheduler/job-transitions.ts';
 import { bootstrapTokenHash } from './bootstrap-token-service.ts';
 import { loadDatasource } from './datasource-service.ts';
 import { loadJob } from './job-service.ts';
@@ -75,14 +76,6 @@ const AGENT_STATES: Record<number, string> = {
   [AgentState.STOPPING]: 'stopping',
   [AgentState.STOPPED]: 'stopped',
   [AgentState.FAILED]: 'failed',
-};
-const JOB_STATES: Record<string, JobState> = {
-  created: JobState.CREATED,
-  pending: JobState.PENDING,
-  running: JobState.RUNNING,
-  paused: JobState.PAUSED,
-  failed: JobState.FAILED,
-  stopped: JobState.STOPPED,
 };
 const PHASE_NAMES: Record<number, string> = {
   [JobPhase.UNSPECIFIED]: 'unspecified',
@@ -451,7 +444,7 @@ export function createWorkerService(
             resourceId: req.jobId,
           });
         }
-        return { desiredState: JOB_STATES[nextState] ?? JobState.UNSPECIFIED };
+        return { desiredState: JOB_STATE_VALUES[nextState as JobStateName] ?? JobState.UNSPECIFIED };
       } catch (error) {
         await client.query('rollback').catch(() => undefined);
         throw error;
