@@ -1,0 +1,209 @@
+// Scenario 1, streaming decode: the same WAL read three ways, each from its own slot created before the
+// WAL was written — pg_recvlogical with pgoutput to /dev/null (the reference: the walsender's own limit),
+// npm pg-logical-replication decoding to objects (a peer), and Sluice's source into a null consumer that
+// acknowledges every commit. All three ask for pgoutput protocol 1 without streaming of in-progress
+// transactions, so the server does the same work for each.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
+import { PostgresSource } from '../packages/cdc/source/postgres/index.ts';
+import { round, startSelfSpan } from './measure.ts';
+import { type ResultRow, ratio } from './report.ts';
+import { type BenchContext, type Scenario, type ScenarioOutcome, skipped } from './scenario.ts';
+import {
+  type BenchDatabase,
+  CREATE_TABLE,
+  createDatabase,
+  currentLsn,
+  insertRange,
+  insertTransactions,
+  libpqEnv,
+  TABLE,
+} from './workload.ts';
+
+const run = promisify(execFile);
+
+interface DecodeCase {
+  key: string;
+  label: string;
+  rows: number;
+  perTransaction: number;
+}
+
+export function decodeCases(quick: boolean): DecodeCase[] {
+  const rows = quick ? 20_000 : 1_000_000;
+  return [
+    { key: 'large', label: `1 txn × ${rows.toLocaleString('en-US')} rows`, rows, perTransaction: rows },
+    {
+      key: 'small',
+      label: `${(rows / 10).toLocaleString('en-US')} txns × 10 rows`,
+      rows,
+      perTransaction: 10,
+    },
+  ];
+}
+
+export const streamingDecode: Scenario = {
+  name: 'streaming-decode',
+  title: '1. Streaming decode (pgoutput v1, same WAL, own slot each)',
+  async run(context) {
+    if (!existsSync(path.join(context.postgresBinDir, 'pg_recvlogical')))
+      return skipped('no pg_recvlogical (the reference) found');
+    const cases = decodeCases(context.quick);
+    const rows: ResultRow[] = [];
+    for (const decodeCase of cases) rows.push(...(await runCase(context, decodeCase)));
+    return {
+      status: 'ok',
+      parameters: { rows: cases[0]!.rows, rowBytes: 200, protocol: 1 },
+      rows,
+    } satisfies ScenarioOutcome;
+  },
+};
+
+async function runCase(context: BenchContext, decodeCase: DecodeCase): Promise<ResultRow[]> {
+  const db = await createDatabase(context.postgres, `decode_${decodeCase.key}`);
+  try {
+    await db.client.query(CREATE_TABLE);
+    const job = `decode_${decodeCase.key}`;
+    const source = new PostgresSource({ connection: db.connection, job, tables: [TABLE] });
+    const { name: publication } = await source.setup();
+    await db.client.query(
+      `select pg_create_logical_replication_slot('bench_recv', 'pgoutput'),
+              pg_create_logical_replication_slot('bench_peer', 'pgoutput')`,
+    );
+    context.log(`decode ${decodeCase.label}: writing the WAL`);
+    await db.client.query(
+      decodeCase.perTransaction >= decodeCase.rows
+        ? insertRange(1, decodeCase.rows)
+        : insertTransactions(decodeCase.rows, decodeCase.perTransaction),
+    );
+    const end = await currentLsn(db.client);
+    const transactions = Math.ceil(decodeCase.rows / decodeCase.perTransaction);
+
+    context.log(`decode ${decodeCase.label}: pg_recvlogical`);
+    const reference = await readWithRecvlogical(context, db, publication, end);
+    const referenceRate = decodeCase.rows / reference.seconds;
+    context.references.set(decodeCase.key, referenceRate);
+
+    context.log(`decode ${decodeCase.label}: pg-logical-replication`);
+    const peer = await readWithPeer(db, publication, decodeCase.rows);
+    context.log(`decode ${decodeCase.label}: Sluice source`);
+    const sluice = await readWithSluice(source, decodeCase.rows, transactions);
+    await source.close();
+
+    const row = (subject: string, span: Reader, extra: Record<string, number> = {}): ResultRow => {
+      const rate = decodeCase.rows / span.seconds;
+      return {
+        case: decodeCase.label,
+        subject,
+        metric: 'rows/s',
+        value: round(rate),
+        reference: round(referenceRate),
+        ratio: round(ratio(rate, referenceRate) ?? 0),
+        details: { seconds: round(span.seconds), ...extra },
+      };
+    };
+    return [
+      row('pg_recvlogical → /dev/null (reference)', reference),
+      row('pg-logical-replication 2.5 → objects', peer, {
+        cpuUsPerRow: round((peer.cpuSeconds * 1e6) / decodeCase.rows),
+      }),
+      row('Sluice source → null consumer', sluice, {
+        cpuUsPerRow: round((sluice.cpuSeconds * 1e6) / decodeCase.rows),
+      }),
+    ];
+  } finally {
+    await db.drop();
+  }
+}
+
+interface Reader {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+async function readWithRecvlogical(
+  context: BenchContext,
+  db: BenchDatabase,
+  publication: string,
+  end: string,
+): Promise<Reader> {
+  const started = performance.now();
+  await run(
+    path.join(context.postgresBinDir, 'pg_recvlogical'),
+    [
+      '-d',
+      db.libpq,
+      '--slot=bench_recv',
+      '--start',
+      '-o',
+      'proto_version=1',
+      '-o',
+      `publication_names=${publication}`,
+      '-E',
+      end,
+      '-f',
+      '/dev/null',
+    ],
+    { env: libpqEnv(context.postgres), timeout: 600_000 },
+  );
+  return { seconds: (performance.now() - started) / 1000, cpuSeconds: Number.NaN };
+}
+
+/** The peer as its README recommends for a sink that must not lose data: acknowledge at each commit. */
+async function readWithPeer(db: BenchDatabase, publication: string, rows: number): Promise<Reader> {
+  const service = new LogicalReplicationService(db.pgConfig, {
+    acknowledge: { auto: false, timeoutSeconds: 10 },
+  });
+  const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication] });
+  const span = startSelfSpan();
+  let inserts = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    service.on('error', reject);
+    service.on('data', (lsn: string, message: { tag: string }) => {
+      if (message.tag === 'insert') inserts++;
+      else if (message.tag === 'commit') {
+        void service.acknowledge(lsn);
+        if (inserts >= rows) resolve();
+      }
+    });
+  });
+  const subscribed = service.subscribe(plugin, 'bench_peer').catch(() => undefined);
+  try {
+    await withTimeout(done, 600_000, 'pg-logical-replication did not finish');
+    return span.stop();
+  } finally {
+    await service.stop().catch(() => undefined);
+    await subscribed;
+  }
+}
+
+async function readWithSluice(source: PostgresSource, rows: number, transactions: number): Promise<Reader> {
+  const span = startSelfSpan();
+  const stream = await source.stream({ streaming: false, heartbeatIntervalMs: 0, maxProtocolVersion: 1 });
+  let inserts = 0;
+  let commits = 0;
+  outer: for await (const batch of stream) {
+    for (const event of batch) {
+      if (event.kind === 'insert') inserts++;
+      else if (event.kind === 'commit') {
+        stream.acknowledge(event.endLsn);
+        commits++;
+        if (inserts >= rows && commits >= transactions) break outer;
+      }
+    }
+  }
+  return span.stop();
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
