@@ -70,7 +70,7 @@ export class WorkerAgent {
   readonly #state: AgentStateMachine;
   readonly #jobs = new Map<string, RunningJob>();
   readonly #stopping = new AbortController();
-  /** Aborted when draining starts: an open long poll could otherwise be granted a job nobody will run. */
+  /** Cancels an open long poll: on stop, or when a drain cannot wait for it to answer. */
   readonly #pulling = new AbortController();
   #keys: EnvelopeKeyPair | undefined;
   #identity: WorkerIdentity | undefined;
@@ -79,6 +79,7 @@ export class WorkerAgent {
   #leaseTtlMs = 30_000;
   #jobEnded: () => void = () => undefined;
   #loops: Promise<void>[] = [];
+  #pollLoop: Promise<void> = Promise.resolve();
 
   constructor(options: WorkerAgentOptions) {
     this.#options = options;
@@ -118,7 +119,8 @@ export class WorkerAgent {
       this.#client = this.#connect(this.#identity);
       await this.#heartbeat();
       this.#state.set('running', 'connected to the control plane');
-      this.#loops = [this.#heartbeatLoop(), this.#pullLoop(), this.#renewLoop()];
+      this.#pollLoop = this.#pullLoop();
+      this.#loops = [this.#heartbeatLoop(), this.#pollLoop, this.#renewLoop()];
     } catch (error) {
       this.#state.fail(asError(error));
       this.#client?.close();
@@ -130,11 +132,17 @@ export class WorkerAgent {
   async drain(reason: string): Promise<void> {
     if (this.state !== 'running') return;
     this.#state.set('draining', reason);
-    this.#pulling.abort();
-    // Tell the control plane first, so an open long poll can no longer be granted the jobs released below.
+    // Tell the control plane first: it grants a draining worker nothing more and ends its open long poll. Let
+    // that poll answer rather than cancel it — a lease granted just before would otherwise be lost until it
+    // expires; one that arrives is started and drained with the rest.
     await this.#heartbeat().catch((error: unknown) =>
       this.#log.warn(`could not announce the drain: ${describe(error)}`),
     );
+    const pollEnded = await Promise.race([
+      this.#pollLoop.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref()),
+    ]);
+    if (!pollEnded) this.#pulling.abort();
     const runs = [...this.#jobs.values()];
     for (const job of runs) job.run.stop({ drain: true, reason });
     const timeout = new Promise<'timeout'>((resolve) =>

@@ -40,6 +40,7 @@ import {
   markSilentWorkersOffline,
   releaseLease,
   renewLeases,
+  workerMayTakeJobs,
 } from '../scheduler/job-leases.ts';
 import { JOB_STATE_VALUES, type JobStateName } from '../scheduler/job-transitions.ts';
 import { bootstrapTokenHash } from './bootstrap-token-service.ts';
@@ -308,6 +309,8 @@ export function createWorkerService(
           return { work: { case: 'lease', value: await leaseMessage(pool, lease) } };
         }
         if (Date.now() >= deadline || ctx.signal.aborted || core.shutdownSignal.aborted) return {};
+        // A worker that announced a drain (or was drained or revoked) gets its answer now, not at the deadline.
+        if (!(await workerMayTakeJobs(pool, worker.id))) return {};
         await sleep(
           Math.min(settings.pullPollMs, Math.max(0, deadline - Date.now())),
           ctx.signal,

@@ -4,6 +4,9 @@
 // does for a job afterwards (credentials, progress) names the epoch, and a stale one is refused.
 import type pg from 'pg';
 
+/** Who may be granted jobs: an active worker whose agent last reported itself starting or running. */
+const ELIGIBLE_WORKER = "w.state = 'active' and w.agent_state in ('initialized', 'running')";
+
 export interface LeaseRow {
   id: string;
   lease_worker_id: string;
@@ -25,8 +28,7 @@ export async function grantJob(
         where state in ('pending', 'running')
           and (lease_worker_id is null or lease_expires_at is null or lease_expires_at < now())
           -- Re-read on every poll: a worker that announced a drain gets nothing more, even on an open poll.
-          and exists (select 1 from workers w
-                       where w.id = $1 and w.state = 'active' and w.agent_state in ('initialized', 'running'))
+          and exists (select 1 from workers w where w.id = $1 and ${ELIGIBLE_WORKER})
         order by updated_at, id
         for update skip locked
         limit 1)
@@ -85,6 +87,13 @@ export async function lockHeldJob<Row extends pg.QueryResultRow>(
     [jobId, workerId, epoch.toString()],
   );
   return result.rows[0];
+}
+
+export async function workerMayTakeJobs(pool: pg.Pool, workerId: string): Promise<boolean> {
+  const result = await pool.query(`select 1 from workers w where w.id = $1 and ${ELIGIBLE_WORKER}`, [
+    workerId,
+  ]);
+  return result.rowCount === 1;
 }
 
 /** Gives back a lease nobody will use, if it is still this grant (same worker and epoch). */
