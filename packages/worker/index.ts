@@ -16,8 +16,9 @@ export {
   type ProgressReport,
   StaleLeaseError,
 } from './job-runner.ts';
-export { runWorker } from './main.ts';
+export { type RunWorkerOptions, runWorker } from './main.ts';
 export { type MetricsServer, startMetricsServer } from './metrics-server.ts';
+export { createPipelineRunner, type PipelineRunnerOptions } from './pipeline-runner.ts';
 export { ConfigError, loadWorkerConfig, parseControlPlane, type WorkerConfig } from './worker-config.ts';
 export {
   fileIdentityStore,

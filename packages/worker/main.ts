@@ -2,12 +2,21 @@
 import { createLogger } from '@sluice/crypto';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerAgent } from './agent.ts';
-import { createPlaceholderRunner } from './job-runner.ts';
+import type { JobRunner } from './job-runner.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
+import { createPipelineRunner } from './pipeline-runner.ts';
 import { ConfigError, loadWorkerConfig } from './worker-config.ts';
 import { fileIdentityStore, memoryIdentityStore } from './worker-identity.ts';
 
-export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export interface RunWorkerOptions {
+  /** Runs each leased job (default: the replication pipeline). Tests of the protocol alone pass another. */
+  runner?: (registry: Registry) => JobRunner;
+}
+
+export async function runWorker(
+  env: NodeJS.ProcessEnv = process.env,
+  options: RunWorkerOptions = {},
+): Promise<number> {
   let config: ReturnType<typeof loadWorkerConfig>;
   try {
     config = loadWorkerConfig(env);
@@ -19,12 +28,14 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
     throw error;
   }
   const logger = createLogger('worker', { level: config.logLevel });
+  const registry = new Registry();
+  const runner = options.runner ?? ((metrics: Registry) => createPipelineRunner({ registry: metrics }));
   const agent = new WorkerAgent({
     controlPlane: config.controlPlane,
     caPem: config.caPem,
     ...(config.bootstrapToken && { bootstrapToken: config.bootstrapToken }),
     identityStore: config.stateDir ? fileIdentityStore(config.stateDir) : memoryIdentityStore(),
-    runner: createPlaceholderRunner(),
+    runner: runner(registry),
     logger,
     maxJobs: config.maxJobs,
     labels: config.labels,
@@ -34,7 +45,6 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<n
   process.once('SIGINT', () => onSignal('SIGINT'));
   let metrics: MetricsServer | undefined;
   if (config.metricsListen) {
-    const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'sluice_worker_' });
     metrics = await startMetricsServer(config.metricsListen, registry, () => agent.state);
     logger.info({ port: metrics.port }, 'worker metrics listening');

@@ -16,6 +16,8 @@ import { type ServiceProcess, startServiceProcess, type TestDatabase } from '@sl
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CONTROL_PLANE_ENTRY = path.join(root, 'packages/control-plane/main.ts');
 export const WORKER_ENTRY = path.join(root, 'packages/worker/main.ts');
+/** A worker running the placeholder runner, for protocol tests whose datasources don't exist. */
+export const PLACEHOLDER_WORKER_ENTRY = path.join(root, 'test/e2e/placeholder-worker.ts');
 
 export const ADMIN = { username: 'admin', password: `admin-${randomBytes(6).toString('hex')}` };
 
@@ -91,20 +93,31 @@ export async function startControlPlaneProcess(
 
 export async function startWorkerProcess(
   cp: { url: string; caFile: string },
-  options: { token?: string; stateDir: string; name?: string },
+  options: {
+    token?: string;
+    stateDir: string;
+    name?: string;
+    entry?: string;
+    env?: Record<string, string>;
+  },
 ): Promise<ServiceProcess> {
   const env: Record<string, string> = {
     SLUICE_CONTROL_PLANE: cp.url,
     SLUICE_CA_FILE: cp.caFile,
     SLUICE_STATE_DIR: options.stateDir,
     SLUICE_LOG_LEVEL: 'debug',
+    ...options.env,
   };
   if (options.token) {
     const file = path.join(options.stateDir, '..', `token-${randomBytes(4).toString('hex')}`);
     await writeFile(file, options.token, { mode: 0o600 });
     env.SLUICE_BOOTSTRAP_TOKEN_FILE = file;
   }
-  const worker = startServiceProcess({ entry: WORKER_ENTRY, env, name: options.name ?? 'worker' });
+  const worker = startServiceProcess({
+    entry: options.entry ?? WORKER_ENTRY,
+    env,
+    name: options.name ?? 'worker',
+  });
   await worker.waitForLine(/agent state.*"to":"running"|"to":"running".*agent state/, 60_000);
   return worker;
 }

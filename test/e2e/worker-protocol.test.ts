@@ -31,6 +31,7 @@ import {
   type ClusterSecrets,
   type ControlPlaneProcess,
   clusterSecrets,
+  PLACEHOLDER_WORKER_ENTRY,
   startControlPlaneProcess,
   startWorkerProcess,
 } from './cluster.ts';
@@ -167,7 +168,11 @@ describe('workers and one control plane, as real processes over TLS 1.3', () => 
     const jobId = await createJob(admin, db, 'envelopes');
     const token = await newToken(admin);
     tokensUsed.push(token.secret);
-    const worker = await startWorkerProcess(cp, { token: token.secret, stateDir: stateDir('w1') });
+    const worker = await startWorkerProcess(cp, {
+      token: token.secret,
+      stateDir: stateDir('w1'),
+      entry: PLACEHOLDER_WORKER_ENTRY,
+    });
     processes.push(worker);
     const identity = await identityOf(stateDir('w1'));
     workerKeys.push(identity.keyPem);
@@ -269,7 +274,11 @@ describe('workers and one control plane, as real processes over TLS 1.3', () => 
   it('grants a killed worker’s job to another worker with a higher epoch and refuses the old epoch', async () => {
     const jobId = await createJob(admin, db, 'failover');
     const tokenA = await newToken(admin);
-    const first = await startWorkerProcess(cp, { token: tokenA.secret, stateDir: stateDir('wa') });
+    const first = await startWorkerProcess(cp, {
+      token: tokenA.secret,
+      stateDir: stateDir('wa'),
+      entry: PLACEHOLDER_WORKER_ENTRY,
+    });
     processes.push(first);
     const identityA = await identityOf(stateDir('wa'));
     workerKeys.push(identityA.keyPem);
@@ -288,7 +297,13 @@ describe('workers and one control plane, as real processes over TLS 1.3', () => 
     expect(await holder.stop('SIGKILL')).toBe('SIGKILL');
     const tokenB = await newToken(admin);
     tokensUsed.push(tokenB.secret);
-    processes.push(await startWorkerProcess(cp, { token: tokenB.secret, stateDir: stateDir('wb') }));
+    processes.push(
+      await startWorkerProcess(cp, {
+        token: tokenB.secret,
+        stateDir: stateDir('wb'),
+        entry: PLACEHOLDER_WORKER_ENTRY,
+      }),
+    );
     workerKeys.push((await identityOf(stateDir('wb'))).keyPem);
 
     const moved = await waitFor(
@@ -467,7 +482,11 @@ describe('a worker’s life cycle', () => {
 
   it('renews its client certificate at half-life and keeps heartbeating past the first one’s expiry', async () => {
     const dir = path.join(secrets.dir, 'renewing');
-    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    const worker = await startWorkerProcess(cp, {
+      token: (await newToken(admin)).secret,
+      stateDir: dir,
+      entry: PLACEHOLDER_WORKER_ENTRY,
+    });
     processes.push(worker);
     const first = await identityOf(dir);
     await worker.waitForLine(/client certificate renewed/, 30_000);
@@ -490,7 +509,11 @@ describe('a worker’s life cycle', () => {
   it('drains on SIGTERM: releases its lease after a last report and exits 0', async () => {
     const jobId = await createJob(admin, db, 'drain-sigterm');
     const dir = path.join(secrets.dir, 'sigterm');
-    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    const worker = await startWorkerProcess(cp, {
+      token: (await newToken(admin)).secret,
+      stateDir: dir,
+      entry: PLACEHOLDER_WORKER_ENTRY,
+    });
     processes.push(worker);
     const { workerId } = await identityOf(dir);
     await waitFor(async () => (await jobStatus(admin, jobId)).workerId === workerId, {
@@ -512,7 +535,11 @@ describe('a worker’s life cycle', () => {
   it('drains and exits by itself when an admin drains it', async () => {
     const jobId = await createJob(admin, db, 'drain-admin');
     const dir = path.join(secrets.dir, 'admin-drain');
-    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    const worker = await startWorkerProcess(cp, {
+      token: (await newToken(admin)).secret,
+      stateDir: dir,
+      entry: PLACEHOLDER_WORKER_ENTRY,
+    });
     processes.push(worker);
     const { workerId } = await identityOf(dir);
     await waitFor(async () => (await jobStatus(admin, jobId)).workerId === workerId, {

@@ -8,6 +8,11 @@ import { TransformError } from './transforms.ts';
 
 export type ErrorKind = 'transient' | 'operator' | 'fatal';
 
+/** A failure the caller knows is worth retrying (e.g. saving a checkpoint while the control plane restarts). */
+export class RetryableError extends Error {
+  override name = 'RetryableError';
+}
+
 export interface ClassifiedError {
   kind: ErrorKind;
   /** Which side failed; the runner names the datasource from it. */
@@ -78,6 +83,9 @@ export function classifyError(error: unknown): ClassifiedError {
       message: scrubSecrets(error.message),
       solution: error.solution ?? (kind === 'transient' ? undefined : sourceSolutions[error.code]),
     };
+  }
+  if (error instanceof RetryableError) {
+    return { kind: 'transient', side: 'job', message: scrubSecrets(error.message), solution: undefined };
   }
   if (error instanceof TransformError) {
     return {

@@ -8,7 +8,13 @@ export {
   type TableBatch,
 } from './batcher.ts';
 export { type Checkpoint, type CheckpointStore, emptyCheckpoint } from './checkpoint.ts';
-export { type ClassifiedError, classifyError, type ErrorKind, retryDelay } from './error-kind.ts';
+export {
+  type ClassifiedError,
+  classifyError,
+  type ErrorKind,
+  RetryableError,
+  retryDelay,
+} from './error-kind.ts';
 export {
   Pipeline,
   PipelineError,
