@@ -77,8 +77,8 @@ export const controlPlane: Scenario = {
   title: '5. Control plane (workers heartbeating every 5 s with PullJob long polls; envelope issuance)',
   async run(context): Promise<ScenarioOutcome> {
     const workerCount = context.quick ? 50 : 1_000;
-    const steadySeconds = context.quick ? 4 : 30;
-    const issueSeconds = context.quick ? 4 : 20;
+    const steadySeconds = context.quick ? 3 : 30;
+    const issueSeconds = context.quick ? 3 : 20;
     const db = await createDatabase(context.postgres, 'catalog');
     const dir = await mkdtemp(path.join(tmpdir(), 'sluice-bench-cp-'));
     const files = {

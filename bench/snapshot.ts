@@ -5,8 +5,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
-import type { SnapshotCheckpointStore } from '../packages/cdc/source/postgres/index.ts';
-import { PostgresSource } from '../packages/cdc/source/postgres/index.ts';
+import type { SnapshotCheckpointStore } from '@sluice/cdc';
+import { PostgresSource } from '@sluice/cdc';
 import { round, startSelfSpan } from './measure.ts';
 import { type ResultRow, ratio } from './report.ts';
 import { type BenchContext, type Scenario, skipped } from './scenario.ts';

@@ -1,9 +1,9 @@
 // The data every PostgreSQL scenario moves: one table of ~200-byte rows (the size the reference figures in
 // shared/reference/postgres.md were measured with), a database per scenario, and the ways to write rows.
 import { randomBytes } from 'node:crypto';
+import type { ConnectionOptions } from '@sluice/cdc';
 import type { PostgresServer } from '@sluice/testkit';
 import pg from 'pg';
-import type { ConnectionOptions } from '../packages/cdc/source/postgres/index.ts';
 
 export const TABLE = { schema: 'public', name: 'bench' } as const;
 
