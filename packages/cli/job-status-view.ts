@@ -1,0 +1,81 @@
+// How `job status` (and `sluice dev`) shows a job: phase, per-table snapshot progress — bars on a terminal,
+// plain lines otherwise — rows/s, lag in bytes and seconds, and the last error.
+import { ErrorKind, type Job, JobPhase, JobState, type JobStatus, TableState } from '@sluice/proto';
+import { bytes, count, enumWord, when } from './output.ts';
+
+const BAR_WIDTH = 24;
+
+export function stateWord(state: JobState): string {
+  return enumWord(JobState, state);
+}
+
+export function phaseWord(phase: JobPhase): string {
+  return phase === JobPhase.UNSPECIFIED ? '-' : enumWord(JobPhase, phase);
+}
+
+/** The status as lines; `bars` draws progress bars (for terminals). */
+export function renderJobStatus(job: Job, status: JobStatus, options: { bars: boolean }): string[] {
+  const lines: string[] = [];
+  lines.push(
+    `job ${job.name} (${job.id})`,
+    `  state ${stateWord(status.state)}, phase ${phaseWord(status.phase)}` +
+      (status.workerId ? `, worker ${status.workerId.slice(0, 8)}, epoch ${status.epoch}` : ''),
+    `  throughput ${status.rowsPerSecond.toFixed(1)} rows/s, ${bytes(Math.round(status.bytesPerSecond))}/s` +
+      `  lag ${bytes(status.lagBytes)} / ${status.lagSeconds.toFixed(1)} s` +
+      `  reported ${when(status.reportedAt)}`,
+  );
+  const tables = status.tables.length
+    ? status.tables
+    : job.tables.map((table) => ({ table, state: TableState.UNSPECIFIED }) as JobStatus['tables'][number]);
+  const names = tables.map((t) => `${t.table?.schema}.${t.table?.name}`);
+  const width = Math.max(...names.map((n) => n.length), 5);
+  tables.forEach((t, i) => {
+    const name = names[i]!.padEnd(width);
+    const state = enumWord(TableState, t.state);
+    const copied = Number(t.snapshotRows ?? 0n);
+    const estimate = Number(t.snapshotRowsEstimate ?? 0n);
+    const fraction = snapshotFraction(t.state, copied, estimate, t.rangesDone ?? 0, t.rangesTotal ?? 0);
+    const snapshot = `${count(copied)}${estimate ? ` / ~${count(estimate)}` : ''} rows copied`;
+    const stream = `+${count(t.inserts ?? 0n)} ~${count(t.updates ?? 0n)} -${count(t.deletes ?? 0n)}`;
+    if (options.bars) {
+      const filled = Math.round(fraction * BAR_WIDTH);
+      const bar = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+      lines.push(
+        `  ${name}  ${bar} ${String(Math.round(fraction * 100)).padStart(3)}%  ${state.padEnd(9)} ${snapshot}  ${stream}`,
+      );
+    } else {
+      lines.push(
+        `  ${name}  ${state}  snapshot ${Math.round(fraction * 100)}% (${snapshot})  stream ${stream}`,
+      );
+    }
+    if (t.error?.message) lines.push(`    error: ${t.error.message}`);
+  });
+  const error = status.lastError;
+  if (error?.message) {
+    lines.push(`  last error (${enumWord(ErrorKind, error.kind)}, ${when(error.at)}): ${error.message}`);
+    if (error.solution) lines.push(`    what to do: ${error.solution}`);
+  }
+  return lines;
+}
+
+function snapshotFraction(
+  state: TableState,
+  rows: number,
+  estimate: number,
+  done: number,
+  total: number,
+): number {
+  if (state === TableState.COPIED || state === TableState.STREAMING) return 1;
+  if (total > 0) return Math.min(1, done / total);
+  if (estimate > 0) return Math.min(1, rows / estimate);
+  return 0;
+}
+
+/** One line, for logs and non-terminal watches. */
+export function statusLine(job: Job, status: JobStatus): string {
+  return (
+    `job ${job.name}: ${stateWord(status.state)}, phase ${phaseWord(status.phase)}, ` +
+    `${status.rowsPerSecond.toFixed(1)} rows/s, lag ${bytes(status.lagBytes)} / ${status.lagSeconds.toFixed(1)} s` +
+    (status.lastError?.message ? `, last error: ${status.lastError.message}` : '')
+  );
+}
