@@ -97,6 +97,13 @@ export const CONTROL_PLANE_FLAGS: Record<string, FlagSpec> = {
     default: '5s',
     description: 'worker heartbeat interval; a lease lives three',
   },
+  'worker-cert-ttl': {
+    type: 'string',
+    value: 'DURATION',
+    env: 'SLUICE_WORKER_CERT_TTL',
+    default: '1h',
+    description: 'lifetime of worker client certificates; workers renew at half-life',
+  },
   'admin-username': {
     type: 'string',
     value: 'NAME',
