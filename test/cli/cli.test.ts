@@ -138,6 +138,20 @@ describe('sluice CLI against a live control plane', () => {
     });
   });
 
+  it('refreshes an expired access token with the refresh token, rotating both in the session file', async () => {
+    const file = path.join(stateDir, 'session.json');
+    const before = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, JSON.stringify({ ...before, accessTokenExpiresAt: new Date(0).toISOString() }), {
+      mode: 0o600,
+    });
+    await ok(['job', 'list']);
+    const after = JSON.parse(await readFile(file, 'utf8'));
+    expect(after.refreshToken).not.toBe(before.refreshToken);
+    expect(after.accessToken).not.toBe(before.accessToken);
+    expect(Date.parse(after.accessTokenExpiresAt)).toBeGreaterThan(Date.now());
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
   it('exits 2 on bad usage: a missing required flag, an unknown flag, a password given as an argument', async () => {
     const missing = await sluice(['job', 'create', '--name', 'x']);
     expect(missing.code).toBe(2);
@@ -238,6 +252,12 @@ describe('sluice CLI against a live control plane', () => {
       { schema: 'public', name: 'customers' },
       { schema: 'public', name: 'orders' },
     ]);
+  });
+
+  it('rotates the encryption keys through the control plane', async () => {
+    const rotated = JSON.parse((await ok(['keys', 'rotate', '--json'])).stdout);
+    expect(rotated.keyId).not.toBe('');
+    expect(rotated.reencrypted).toBeGreaterThanOrEqual(2);
   });
 
   it('exits 5 for an unknown job and for a change the job state forbids', async () => {
