@@ -219,10 +219,9 @@ async function runJob(
 
   let last = { at: Date.now(), ...pipeline.totals };
   let reportedRetries = 0;
-  let reporting = false;
+  let reporting: Promise<void> | undefined;
   const timer = setInterval(() => {
     if (reporting || pipeline.phase === 'stopped') return;
-    reporting = true;
     const now = Date.now();
     const totals = pipeline.totals;
     const seconds = Math.max(0.001, (now - last.at) / 1000);
@@ -235,7 +234,7 @@ async function runJob(
     metrics?.lagSeconds.set(labels, lag.seconds);
     const retried = totals.retries > reportedRetries ? pipeline.lastError : undefined;
     reportedRetries = totals.retries;
-    report(pipeline, retried ? { error: toWireError(retried, sourceDs, sinkDs) } : {}, rates)
+    reporting = report(pipeline, retried ? { error: toWireError(retried, sourceDs, sinkDs) } : {}, rates)
       .then((answer) => {
         if (answer.desiredState !== JobState.RUNNING) pipeline.stop({ drain: true });
       })
@@ -243,15 +242,22 @@ async function runJob(
         if (!(error instanceof StaleLeaseError)) log.warn(`progress report failed: ${describe(error)}`);
       })
       .finally(() => {
-        reporting = false;
+        reporting = undefined;
       });
   }, reportEveryMs);
   timer.unref();
 
+  // The last report (released or failed) must not be overtaken by a periodic one.
+  const settled = async () => {
+    clearInterval(timer);
+    await reporting;
+  };
   try {
     await pipeline.run();
+    await settled();
     if (!context.signal.aborted) await report(pipeline, { released: true });
   } catch (error) {
+    await settled();
     if (context.signal.aborted) return;
     if (!(error instanceof PipelineError)) throw new Error(describe(error));
     const wire = toWireError(error.classified, sourceDs, sinkDs);

@@ -8,7 +8,7 @@ import { createStarRocksSink, type StarRocksSink } from '../sink/starrocks/index
 import { PostgresSource } from '../source/postgres/index.ts';
 import { testConnection } from '../source/postgres/testing/memory-table.ts';
 import type { Checkpoint } from './checkpoint.ts';
-import { Pipeline } from './pipeline.ts';
+import { Pipeline, PipelineError } from './pipeline.ts';
 
 const accounts: TableRef = { schema: 'public', name: 'accounts' };
 const events: TableRef = { schema: 'public', name: 'events' };
@@ -67,6 +67,7 @@ function startWriter(config: pg.ClientConfig, rows: number) {
   const client = new pg.Client(config);
   let running = true;
   const done = (async () => {
+    client.on('error', () => undefined);
     await client.connect();
     let next = rows + 1;
     while (running) {
@@ -186,10 +187,11 @@ describe('pipeline', () => {
       let checks = 0;
       const deadline = Date.now() + 4_000;
       while (Date.now() < deadline) {
-        const durable = checkpoints.last()?.durableLsn ?? 0n;
         const slot = await db.client.query<{ confirmed: string }>(
           `select confirmed_flush_lsn::text as confirmed from pg_replication_slots where slot_name = 'sluice_order'`,
         );
+        // Read after the slot: whatever the slot confirmed was saved before it was acknowledged.
+        const durable = checkpoints.last()?.durableLsn ?? 0n;
         expect(parseLsn(slot.rows[0]!.confirmed)).toBeLessThanOrEqual(durable);
         checks++;
       }
@@ -199,6 +201,43 @@ describe('pipeline', () => {
       expect(checkpoints.last()!.durableLsn).toBeGreaterThan(checkpoints.saved[0]!.durableLsn);
       pipeline.stop({ drain: true });
       await run;
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('a missing slot', () => {
+  it('needs an operator when the checkpoint names a slot that is gone', async () => {
+    const db = await createTestDatabase('pipeline-slot-gone');
+    try {
+      await seed(db.client, 10);
+      const pipeline = new Pipeline({
+        job: 'job-gone',
+        epoch: 2n,
+        createSource: () =>
+          new PostgresSource({
+            connection: testConnection(db.server, db.name),
+            job: 'gone',
+            tables: [accounts, events],
+          }),
+        createSink: sinkFor(`g_${db.name}`),
+        checkpoints: memoryCheckpoints().store,
+        checkpoint: {
+          consistentPoint: 0x1000n,
+          durableLsn: 0x2000n,
+          planned: [],
+          completed: [],
+          snapshotComplete: true,
+        },
+      });
+      const error = await pipeline.run().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(PipelineError);
+      expect((error as PipelineError).classified).toMatchObject({ kind: 'operator', side: 'source' });
+      expect((error as PipelineError).classified.solution).toMatch(/snapshot/);
     } finally {
       await db.drop();
     }

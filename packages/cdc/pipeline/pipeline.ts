@@ -211,7 +211,14 @@ export class Pipeline {
       }
 
       const saved = this.#tracker.current;
-      if (setup.slotCreated || saved.consistentPoint === 0n) {
+      if (setup.slotCreated && saved.consistentPoint !== 0n) {
+        // The checkpoint names a slot that no longer exists: changes made while it was missing are gone,
+        // so carrying on from a new slot would leave deleted rows behind in the sink.
+        throw new SourceError('slot', `replication slot ${setup.name} disappeared (was it dropped?)`, {
+          solution: 'delete the job with its replication slot and create it again to copy a fresh snapshot',
+        });
+      }
+      if (saved.consistentPoint === 0n) {
         // A new slot: anything saved belongs to an older one. Nothing was acknowledged on this slot yet.
         await this.#tracker.reset({
           consistentPoint: setup.consistentPoint,
