@@ -2,11 +2,15 @@
 // catalog on the bench's PostgreSQL) and N simulated workers in this process. Each worker registers with
 // its own bootstrap token and CSR, then holds its own mTLS connection (grpc-js, as the worker agent does —
 // a worker's identity is its client certificate, so connections cannot be shared between workers), sends
-// a Heartbeat every 5 s and keeps a PullJob long poll open, like the agent.
-//   Phase 1 (steady): heartbeats and long polls only.
-//   Phase 2 (issuance): the same, plus the workers that hold the few jobs calling FetchCredentials in a
-//   closed loop (a fixed number of calls in flight), the highest rate the control plane sustains.
-// The control plane's CPU and RSS come from /proc/<pid>; its catalog's PostgreSQL is not counted.
+// a Heartbeat every 5 s and keeps a PullJob long poll open, like the agent. A few workers hold the few jobs.
+// Phases, each measured on its own:
+//   1. envelope issuance alone: the lease holders call FetchCredentials in a closed loop (a fixed number
+//      of calls in flight) — the highest rate the control plane sustains;
+//   2. every worker heartbeating, no long polls;
+//   3. heartbeats plus a long poll open for every idle worker (the agent's steady state);
+//   4. 3 plus the issuance of 1.
+// The control plane's CPU and RSS come from /proc/<pid>; its catalog's PostgreSQL (the bench's server)
+// is measured apart, from its processes' /proc entries.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -28,6 +32,7 @@ import { startServiceProcess } from '@sluice/testkit';
 import { type ControlClient, createControlClient } from '@sluice/worker';
 import {
   percentiles,
+  postgresCpuSeconds,
   processPeakRssMiB,
   processRssMiB,
   round,
@@ -45,7 +50,7 @@ const HEARTBEAT_MS = 5_000;
 /** The worker agent's own long-poll wait. */
 const PULL_WAIT_MS = 25_000;
 const JOBS = 4;
-/** FetchCredentials calls in flight during phase 2. */
+/** FetchCredentials calls in flight while issuing. */
 const ISSUE_CONCURRENCY = 8;
 const ADMIN = { username: 'admin', password: `admin-${randomBytes(8).toString('hex')}` };
 
@@ -77,8 +82,9 @@ export const controlPlane: Scenario = {
   title: '5. Control plane (workers heartbeating every 5 s with PullJob long polls; envelope issuance)',
   async run(context): Promise<ScenarioOutcome> {
     const workerCount = context.quick ? 50 : 1_000;
-    const steadySeconds = context.quick ? 3 : 30;
-    const issueSeconds = context.quick ? 3 : 20;
+    const durations = context.quick
+      ? { issue: 2, heartbeats: 2, steady: 3 }
+      : { issue: 15, heartbeats: 15, steady: 30 };
     const db = await createDatabase(context.postgres, 'catalog');
     const dir = await mkdtemp(path.join(tmpdir(), 'sluice-bench-cp-'));
     const files = {
@@ -149,48 +155,90 @@ export const controlPlane: Scenario = {
       const cpRegistered = cpRegistration.stop();
       if (workers.length === 0) throw new Error('no worker could register');
 
-      // Phase 1: heartbeats and long polls.
-      const heartbeats = [new Recorder(), new Recorder()];
-      let phase = 0;
-      const pulls = { answered: 0, errors: 0 };
-      for (const worker of workers) {
-        loops.push(heartbeatLoop(worker, () => heartbeats[phase]!, stop.signal));
-        loops.push(pullLoop(worker, pulls, stop.signal));
+      // Leases for the JOBS jobs, held by the first workers (their heartbeats keep them alive from now on).
+      const holders = workers.slice(0, JOBS);
+      const heartbeat = new Map<string, Recorder>();
+      let phase = 'leasing';
+      const recorderFor = () => {
+        let recorder = heartbeat.get(phase);
+        if (!recorder) heartbeat.set(phase, (recorder = new Recorder()));
+        return recorder;
+      };
+      for (const holder of holders) {
+        for (let attempt = 0; attempt < 5 && !holder.lease; attempt++) {
+          const answer = await holder.client.pullJob({ waitMs: 2_000, freeSlots: 1 });
+          if (answer.work.case === 'lease')
+            holder.lease = { jobId: answer.work.value.jobId, epoch: answer.work.value.epoch };
+        }
+        if (!holder.lease) throw new Error('a job was not leased');
+        loops.push(heartbeatLoop(holder, recorderFor, stop.signal));
       }
-      context.log(`control plane: steady load for ${steadySeconds} s`);
-      const cpSteady = startProcessSpan(pid);
-      const clientSteady = startSelfSpan();
-      await sleep(steadySeconds * 1000);
-      const steady = cpSteady.stop();
-      const clientSteadySpan = clientSteady.stop();
-      const steadyRss = processRssMiB(pid);
+      const others = workers.slice(JOBS);
+      const pulls = { answered: 0, errors: 0 };
+      const catalogPid = await catalogBackendPid(db.client);
 
-      // Phase 2: envelope issuance by the lease holders, on top of the steady load.
-      phase = 1;
-      const holders = workers.filter((worker) => worker.lease);
-      const issue = new Recorder();
-      let envelopes = 0;
-      context.log(`control plane: issuing envelopes for ${issueSeconds} s (${holders.length} lease holders)`);
-      const cpIssue = startProcessSpan(pid);
-      const issueDeadline = performance.now() + issueSeconds * 1000;
-      await Promise.all(
-        Array.from({ length: holders.length ? ISSUE_CONCURRENCY : 0 }, async (_, slot) => {
-          const holder = holders[slot % holders.length]!;
-          while (performance.now() < issueDeadline) {
-            const lease = holder.lease!;
-            const sealed = await issue.time(() =>
-              holder.client.fetchCredentials({ jobId: lease.jobId, epoch: lease.epoch }),
-            );
-            if (sealed) envelopes += [sealed.source, sealed.sink, sealed.piiKey].filter(Boolean).length;
-          }
-        }),
+      const measurePhase = async (name: string, seconds: number, during?: () => Promise<void>) => {
+        phase = name;
+        context.log(`control plane: ${name} for ${seconds} s`);
+        const cp = startProcessSpan(pid);
+        const client = startSelfSpan();
+        const catalogStart = postgresCpuSeconds(catalogPid);
+        await Promise.all([sleep(seconds * 1000), during?.()]);
+        return {
+          cp: cp.stop(),
+          client: client.stop(),
+          catalogCpuSeconds: postgresCpuSeconds(catalogPid) - catalogStart,
+          rssMiB: processRssMiB(pid),
+        };
+      };
+      const issuance = (seconds: number, recorder: Recorder, count: { envelopes: number }) => async () => {
+        const deadline = performance.now() + seconds * 1000;
+        await Promise.all(
+          Array.from({ length: ISSUE_CONCURRENCY }, async (_, slot) => {
+            const holder = holders[slot % holders.length]!;
+            while (performance.now() < deadline) {
+              const lease = holder.lease!;
+              const sealed = await recorder.time(() =>
+                holder.client.fetchCredentials({ jobId: lease.jobId, epoch: lease.epoch }),
+              );
+              if (sealed)
+                count.envelopes += [sealed.source, sealed.sink, sealed.piiKey].filter(Boolean).length;
+            }
+          }),
+        );
+      };
+
+      // 1. Envelope issuance alone: the highest rate the control plane sustains with nothing else to do.
+      const issueAlone = new Recorder();
+      const aloneCount = { envelopes: 0 };
+      const alone = await measurePhase(
+        'issuance alone',
+        durations.issue,
+        issuance(durations.issue, issueAlone, aloneCount),
       );
-      const issued = cpIssue.stop();
+      // 2. Every worker heartbeating, no long polls.
+      for (const worker of others) loops.push(heartbeatLoop(worker, recorderFor, stop.signal));
+      const beats = await measurePhase('heartbeats only', durations.heartbeats);
+      // 3. Heartbeats and every idle worker holding a PullJob long poll open, as the agent does.
+      for (const worker of others) loops.push(pullLoop(worker, pulls, stop.signal));
+      const steady = await measurePhase('heartbeats + long polls', durations.steady);
+      // 4. All of it together.
+      const issueLoaded = new Recorder();
+      const loadedCount = { envelopes: 0 };
+      const loaded = await measurePhase(
+        'heartbeats + long polls + issuance',
+        durations.issue,
+        issuance(durations.issue, issueLoaded, loadedCount),
+      );
       const peakRss = processPeakRssMiB(pid);
 
-      const label = `${workers.length.toLocaleString('en-US')} workers, ${workers.length} mTLS connections`;
-      const latencyRow = (subject: string, recorder: Recorder, extra: Record<string, number> = {}) => {
-        const p = percentiles(recorder.samples);
+      const label = `${workers.length.toLocaleString('en-US')} workers`;
+      const latencyRow = (
+        subject: string,
+        recorder: Recorder | undefined,
+        extra: Record<string, number> = {},
+      ) => {
+        const p = percentiles(recorder?.samples ?? []);
         return {
           case: label,
           subject,
@@ -200,62 +248,72 @@ export const controlPlane: Scenario = {
             p99Ms: round(p.p99),
             maxMs: round(p.max),
             calls: p.count,
-            errors: recorder.errors,
+            errors: recorder?.errors ?? 0,
             ...extra,
           },
         } satisfies ResultRow;
       };
-      const cpuRow = (subject: string, span: Span, rssMiB: number): ResultRow => ({
+      const cpuRow = (subject: string, measured: Awaited<ReturnType<typeof measurePhase>>): ResultRow => ({
         case: label,
         subject,
         metric: 'CPU %',
-        value: round((span.cpuSeconds / span.seconds) * 100),
-        details: { rssMiB: round(rssMiB), peakRssMiB: round(peakRss) },
+        value: round((measured.cp.cpuSeconds / measured.cp.seconds) * 100),
+        details: {
+          rssMiB: round(measured.rssMiB),
+          catalogPgCpuPercent: round((measured.catalogCpuSeconds / measured.cp.seconds) * 100),
+          benchClientCpuPercent: round((measured.client.cpuSeconds / measured.client.seconds) * 100),
+        },
       });
+      const issueRow = (
+        subject: string,
+        recorder: Recorder,
+        count: { envelopes: number },
+        seconds: number,
+      ) => {
+        const p = percentiles(recorder.samples);
+        return {
+          case: label,
+          subject,
+          metric: 'envelopes/s',
+          value: round(count.envelopes / seconds),
+          details: {
+            p50Ms: round(p.p50),
+            p99Ms: round(p.p99),
+            calls: p.count,
+            errors: recorder.errors,
+            inFlight: ISSUE_CONCURRENCY,
+          },
+        } satisfies ResultRow;
+      };
       return {
         status: 'ok',
         parameters: {
           workers: workers.length,
+          connections: workers.length,
           heartbeatMs: HEARTBEAT_MS,
           pullWaitMs: PULL_WAIT_MS,
-          steadySeconds,
-          issueSeconds,
+          ...Object.fromEntries(Object.entries(durations).map(([key, value]) => [`${key}Seconds`, value])),
           jobs: JOBS,
-          issueConcurrency: ISSUE_CONCURRENCY,
         },
         rows: [
           latencyRow('Register (CSR → certificate)', register, {
             perSecond: round(workers.length / registered.seconds),
             cpCpuMsEach: round((cpRegistered.cpuSeconds * 1000) / workers.length),
           }),
-          latencyRow('Heartbeat, steady', heartbeats[0]!, {
-            perSecond: round(heartbeats[0]!.samples.length / steady.seconds),
+          issueRow('1. FetchCredentials alone', issueAlone, aloneCount, alone.cp.seconds),
+          cpuRow('1. control plane process', alone),
+          latencyRow('2. Heartbeat (heartbeats only)', heartbeat.get('heartbeats only')),
+          cpuRow('2. control plane process', beats),
+          latencyRow('3. Heartbeat (with long polls)', heartbeat.get('heartbeats + long polls'), {
+            pullsAnswered: pulls.answered,
+            pullErrors: pulls.errors,
           }),
-          cpuRow('control plane process, steady', steady, steadyRss),
+          cpuRow('3. control plane process', steady),
+          issueRow('4. FetchCredentials under load', issueLoaded, loadedCount, loaded.cp.seconds),
+          latencyRow('4. Heartbeat (under load)', heartbeat.get('heartbeats + long polls + issuance')),
           {
-            case: label,
-            subject: 'bench client process (all workers), steady',
-            metric: 'CPU %',
-            value: round((clientSteadySpan.cpuSeconds / clientSteadySpan.seconds) * 100),
-          },
-          {
-            ...latencyRow('FetchCredentials (sealed envelopes)', issue),
-            metric: 'envelopes/s',
-            value: round(envelopes / issued.seconds),
-            details: {
-              p50Ms: round(percentiles(issue.samples).p50),
-              ...latencyRow('', issue).details,
-              concurrency: ISSUE_CONCURRENCY,
-            },
-          },
-          latencyRow('Heartbeat, during issuance', heartbeats[1]!),
-          cpuRow('control plane process, issuing', issued, processRssMiB(pid)),
-          {
-            case: label,
-            subject: 'PullJob long polls answered',
-            metric: 'polls',
-            value: pulls.answered,
-            details: { errors: pulls.errors, leasesHeld: holders.length },
+            ...cpuRow('4. control plane process', loaded),
+            details: { ...cpuRow('', loaded).details, peakRssMiB: round(peakRss) },
           },
         ],
       };
@@ -397,4 +455,9 @@ function freePort(): Promise<number> {
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
     });
   });
+}
+
+async function catalogBackendPid(client: { query(sql: string): Promise<{ rows: { pid: number }[] }> }) {
+  const { rows } = await client.query('select pg_backend_pid() as pid');
+  return rows[0]!.pid;
 }

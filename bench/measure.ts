@@ -1,6 +1,6 @@
 // What every scenario measures: wall time, CPU time (this process, or another process by pid from
 // /proc), peak RSS, and percentiles of latency samples.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Linux clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on every mainstream kernel). */
 const CLOCK_TICKS = 100;
@@ -96,3 +96,27 @@ export function round(value: number, digits = 3): number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * CPU seconds used so far by a PostgreSQL server: its postmaster and every live child (backends, walsenders,
+ * background workers), found from the backend serving `backendPid`. CPU of backends that already exited is
+ * not counted, so measure over spans in which the clients of interest keep their connections.
+ */
+export function postgresCpuSeconds(backendPid: number): number {
+  const postmaster = parentPid(backendPid);
+  let total = processCpuSeconds(postmaster);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (parentPid(Number(entry)) === postmaster) total += processCpuSeconds(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
+function parentPid(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}

@@ -5,7 +5,7 @@
 // checked afterwards. The ratio is against scenario 1's pg_recvlogical for the same case, when it ran.
 import { defaultBatcherLimits, PostgresSource } from '@sluice/cdc';
 import { startStarRocksEmulator } from '@sluice/testkit';
-import { round } from './measure.ts';
+import { round, startSelfSpan } from './measure.ts';
 import { startPipelineProcess } from './pipeline-process.ts';
 import { type ResultRow, ratio } from './report.ts';
 import type { Scenario, ScenarioOutcome } from './scenario.ts';
@@ -44,6 +44,8 @@ export const streamingEndToEnd: Scenario = {
           const end = await currentLsn(db.client);
           context.log(`end to end ${decodeCase.label}: pipeline`);
           const database = `bench_${decodeCase.key}`;
+          // This process serves the emulator: its CPU while the pipeline runs is the emulator's.
+          const emulatorSpan = startSelfSpan();
           const worker = startPipelineProcess(
             {
               job,
@@ -61,6 +63,7 @@ export const streamingEndToEnd: Scenario = {
             600_000,
           );
           const result = await worker.done.finally(() => worker.kill());
+          const emulatorUse = emulatorSpan.stop();
           const loaded = emulator.rows(database, TABLE.name).length;
           if (loaded !== decodeCase.rows)
             throw new Error(`the sink holds ${loaded} rows, expected ${decodeCase.rows}`);
@@ -80,6 +83,7 @@ export const streamingEndToEnd: Scenario = {
               peakRssMiB: round(result.peakRssMiB),
               loads: emulator.loads.filter((load) => load.database === database).length,
               retries: result.retries,
+              emulatorCpuPercent: round((emulatorUse.cpuSeconds / emulatorUse.seconds) * 100),
             },
           });
         } finally {
