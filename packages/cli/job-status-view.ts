@@ -75,7 +75,13 @@ function snapshotFraction(
 export function statusLine(job: Job, status: JobStatus): string {
   return (
     `job ${job.name}: ${stateWord(status.state)}, phase ${phaseWord(status.phase)}, ` +
-    `${status.rowsPerSecond.toFixed(1)} rows/s, lag ${bytes(status.lagBytes)} / ${status.lagSeconds.toFixed(1)} s` +
+    `${status.rowsPerSecond.toFixed(1)} rows/s, lag ${bytes(status.lagBytes)} / ${status.lagSeconds.toFixed(1)} s, ` +
+    `copied ${count(sum(status, (t) => t.snapshotRows))}, streamed +${count(sum(status, (t) => t.inserts))} ` +
+    `~${count(sum(status, (t) => t.updates))} -${count(sum(status, (t) => t.deletes))}` +
     (status.lastError?.message ? `, last error: ${status.lastError.message}` : '')
   );
+}
+
+function sum(status: JobStatus, field: (table: JobStatus['tables'][number]) => bigint): bigint {
+  return status.tables.reduce((total, table) => total + field(table), 0n);
 }

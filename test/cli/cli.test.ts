@@ -6,7 +6,13 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomToken } from '@sluice/crypto';
-import { createTestDatabase, type ServiceProcess, type TestDatabase, waitFor } from '@sluice/testkit';
+import {
+  createTestDatabase,
+  type ServiceProcess,
+  startServiceProcess,
+  type TestDatabase,
+  waitFor,
+} from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN,
@@ -292,6 +298,17 @@ describe('sluice CLI against a live control plane', () => {
     expect(human.stdout).toContain('phase streaming');
     expect(human.stdout).toContain('public.customers');
     expect(human.stdout).toMatch(/lag .* s/);
+    // --watch follows WatchJobStatus: one JSON object per line until Ctrl-C.
+    const watching = startServiceProcess({
+      entry: MAIN,
+      args: ['job', 'status', 'cli-job', '--watch', '--json'],
+      env: { HOME: secrets.dir, SLUICE_STATE_DIR: stateDir },
+      name: 'sluice job status --watch',
+    });
+    const line = await watching.waitForLine(/JOB_PHASE_STREAMING/);
+    expect(JSON.parse(line)).toMatchObject({ jobId, state: 'JOB_STATE_RUNNING' });
+    expect(await watching.stop('SIGINT')).toBe(0);
+    outputs.push(watching.output());
     const workers = JSON.parse((await ok(['worker', 'list', '--json'])).stdout);
     expect(workers.workers.map((w: { id: string }) => w.id)).toContain(status.workerId);
     await ok(['job', 'stop', 'cli-job']);
@@ -318,6 +335,28 @@ describe('sluice CLI against a live control plane', () => {
     );
     expect(run.code).toBe(5);
     expect(run.stderr).toContain('an admin already exists');
+  });
+
+  it('generates keys and rotates them offline in the catalog (the last step: the running control plane keeps the old key)', async () => {
+    const generated = (await ok(['keys', 'generate'])).stdout.trim();
+    expect(generated).toMatch(/^[0-9a-f]{64}$/);
+    const keyFile = path.join(secrets.dir, 'new.key');
+    await ok(['keys', 'generate', '--output', keyFile]);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    const rotated = await ok(
+      [
+        'keys',
+        'rotate',
+        '--offline',
+        '--encryption-key-file',
+        keyFile,
+        '--previous-keys-file',
+        secrets.encryptionKeyFile,
+        '--json',
+      ],
+      { DATABASE_URL: cp.env.DATABASE_URL!, SLUICE_LOG_LEVEL: 'silent' },
+    );
+    expect(JSON.parse(rotated.stdout).reencrypted).toBeGreaterThanOrEqual(2);
   });
 
   it('never shows a password in any CLI output or in the session file', async () => {
