@@ -207,6 +207,57 @@ describe('pipeline', () => {
   });
 });
 
+describe('backpressure', () => {
+  it('pauses reading from the slot while the sink holds back, then catches up', async () => {
+    const db = await createTestDatabase('pipeline-backpressure');
+    try {
+      await seed(db.client, 10);
+      let open: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      let blocked = false;
+      const gated = (sink: StarRocksSink): StarRocksSink => ({
+        ...sink,
+        async write(table, ops, labels) {
+          if (blocked) await gate;
+          return sink.write(table, ops, labels);
+        },
+      });
+      const database = `b_${db.name}`;
+      const pipeline = new Pipeline({
+        job: 'job-backpressure',
+        epoch: 1n,
+        createSource: () =>
+          new PostgresSource({
+            connection: testConnection(db.server, db.name),
+            job: 'backpressure',
+            tables: [accounts, events],
+          }),
+        createSink: sinkFor(database, gated),
+        checkpoints: memoryCheckpoints().store,
+        maxInFlightBytes: 512 * 1024,
+        batch: { flushIntervalMs: 100 },
+      });
+      const run = pipeline.run();
+      run.catch(() => undefined);
+      await waitFor(() => pipeline.phase === 'streaming', { timeoutMs: 60_000, description: 'streaming' });
+      blocked = true;
+      await db.client.query(
+        `insert into events select g, repeat('b', 300) from generate_series(100, 20100) g`,
+      );
+      await waitFor(() => pipeline.readPaused, { timeoutMs: 30_000, description: 'reading paused' });
+      open();
+      await waitFor(() => tablesEqual(db.client, database), { timeoutMs: 60_000, description: 'caught up' });
+      expect(pipeline.readPaused).toBe(false);
+      pipeline.stop({ drain: true });
+      await run;
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('a missing slot', () => {
   it('needs an operator when the checkpoint names a slot that is gone', async () => {
     const db = await createTestDatabase('pipeline-slot-gone');

@@ -142,6 +142,11 @@ export class Pipeline {
     return { rows: this.#rows, bytes: this.#bytes, retries: this.#retries };
   }
 
+  /** Whether reading from the slot is paused because the bound on in-flight bytes is reached. */
+  get readPaused(): boolean {
+    return this.#stream?.paused ?? false;
+  }
+
   /** The last error retried automatically, if any. */
   get lastError(): ClassifiedError | undefined {
     return this.#lastError;
