@@ -77,8 +77,15 @@ export interface Trickle {
   stop(): Promise<void>;
 }
 
-/** A small transaction every `everyMs`: a new order with items, a status change, now and then a delete. */
-export async function startTrickle(superuser: pg.ClientConfig, everyMs = 250): Promise<Trickle> {
+/**
+ * A small transaction every `everyMs`: a new order with items, a status change, now and then a delete;
+ * after `transactions` of them (when given) it stops and calls `onDone`.
+ */
+export async function startTrickle(
+  superuser: pg.ClientConfig,
+  options: { everyMs?: number; transactions?: number; onDone?: (transactions: number) => void } = {},
+): Promise<Trickle> {
+  const everyMs = options.everyMs ?? 250;
   const client = new pg.Client({ ...superuser, database: DEMO_DATABASE });
   await client.connect();
   client.on('error', () => undefined);
@@ -121,7 +128,14 @@ export async function startTrickle(superuser: pg.ClientConfig, everyMs = 250): P
     }
     await client.query('commit');
   };
+  let scheduled = 0;
   const timer = setInterval(() => {
+    if (options.transactions !== undefined && scheduled >= options.transactions) {
+      clearInterval(timer);
+      void running.then(() => options.onDone?.(scheduled));
+      return;
+    }
+    scheduled++;
     running = running.then(step).catch(() =>
       client.query('rollback').then(
         () => undefined,

@@ -6,9 +6,29 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServiceProcess, waitFor } from '@sluice/testkit';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const MAIN = path.resolve(import.meta.dirname, '../../packages/cli/main.ts');
+
+type Row = Record<string, unknown>;
+
+const DEMO_TABLES: Array<[string, string, string]> = [
+  ['customers', 'id, name, email, country', 'id'],
+  ['orders', 'id, customer_id, status, total', 'id'],
+  ['order_items', 'order_id, line_no, product, quantity, unit_price', 'order_id, line_no'],
+];
+
+/** Values as text, numbers in one canonical form (the sink may answer 12.30 as 12.3, bigint as number). */
+function normalize(rows: Row[]): string[][] {
+  return rows.map((row) =>
+    Object.values(row).map((value) => {
+      const text = String(value);
+      return /^-?\d+(\.\d+)?$/.test(text) ? String(Number(text)) : text;
+    }),
+  );
+}
 
 function postgresProcessesUnder(dir: string): string[] {
   const lines = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n');
@@ -22,7 +42,7 @@ describe('sluice dev', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('starts everything from nothing, streams the demo job, and stops cleanly on SIGINT', {
+  it('starts everything from nothing, streams the demo job into a sink equal to the source, and stops cleanly on SIGINT', {
     timeout: 240_000,
   }, async () => {
     work = await mkdtemp(path.join(tmpdir(), 'sluice-dev-'));
@@ -32,7 +52,7 @@ describe('sluice dev', () => {
     await mkdir(scratch, { mode: 0o711 });
     const dev = startServiceProcess({
       entry: MAIN,
-      args: ['dev', '--listen', '127.0.0.1:0'],
+      args: ['dev', '--listen', '127.0.0.1:0', '--trickle-transactions', '40'],
       cwd: work,
       // The demo PostgreSQL's data directory goes under TMPDIR: every server of this run is findable by path.
       env: { TMPDIR: scratch },
@@ -81,6 +101,45 @@ describe('sluice dev', () => {
       ]);
       await dev.waitForLine(/job demo: running, phase streaming/, 60_000);
       expect(dev.output()).toContain(url);
+
+      // After the demo writes stop, the sink converges on the source: every row of every demo table.
+      await dev.waitForLine(/demo writes stopped after 40 transactions/, 60_000);
+      const demo = JSON.parse(await readFile(path.join(state, 'demo.json'), 'utf8'));
+      expect((await stat(path.join(state, 'demo.json'))).mode & 0o777).toBe(0o600);
+      const source = new pg.Client({
+        host: demo.source.host,
+        port: demo.source.port,
+        database: demo.source.database,
+        user: demo.source.user,
+        password: demo.source.password,
+        ssl: { ca: demo.source.caPem, servername: 'localhost' },
+      });
+      await source.connect();
+      const sink = await mysql.createConnection({
+        host: demo.sink.host,
+        port: demo.sink.mysqlPort,
+        user: demo.sink.user,
+        password: demo.sink.password,
+        database: demo.sink.database,
+      });
+      try {
+        for (const [table, columns, key] of DEMO_TABLES) {
+          const expected = normalize(
+            (await source.query(`select ${columns} from ${table} order by ${key}`)).rows as Row[],
+          );
+          expect(expected.length).toBeGreaterThan(1000);
+          await waitFor(
+            async () => {
+              const [rows] = await sink.query(`select ${columns} from ${table} order by ${key}`);
+              return JSON.stringify(normalize(rows as Row[])) === JSON.stringify(expected);
+            },
+            { timeoutMs: 60_000, intervalMs: 500, description: `sink ${table} equal to the source` },
+          );
+        }
+      } finally {
+        await source.end();
+        await sink.end();
+      }
       expect(dev.output()).not.toContain(adminPassword);
 
       // Both PostgreSQL servers (catalog and demo source) run under this directory, until SIGINT.

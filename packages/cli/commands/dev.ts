@@ -25,7 +25,7 @@ import { startChildService } from '../child-service.ts';
 import { CliError, EXIT } from '../cli-error.ts';
 import { type Connection, connect, isoOf, transportFor } from '../client.ts';
 import type { CommandContext, CommandSpec } from '../command-table.ts';
-import { stringFlag } from '../command-table.ts';
+import { integerFlag, stringFlag } from '../command-table.ts';
 import { renderJobStatus, statusLine } from '../job-status-view.ts';
 import { saveSession } from '../session.ts';
 import { parseTable } from './job.ts';
@@ -46,6 +46,11 @@ export const devCommand: CommandSpec = {
     'to replicate into a real StarRocks instead of the emulator. Ctrl-C stops everything.',
   flags: {
     dir: { type: 'string', value: 'DIR', default: '.sluice/dev', description: 'state directory' },
+    'trickle-transactions': {
+      type: 'string',
+      value: 'N',
+      description: 'stop the demo writes after N transactions (default: write until stopped)',
+    },
     listen: {
       type: 'string',
       value: 'HOST:PORT',
@@ -59,6 +64,7 @@ export const devCommand: CommandSpec = {
 async function runDev(context: CommandContext): Promise<number> {
   const dir = path.resolve(stringFlag(context.flags, 'dir') ?? '.sluice/dev');
   const listen = stringFlag(context.flags, 'listen') ?? '127.0.0.1:8443';
+  const transactions = integerFlag(context.flags, 'trickle-transactions', { min: 0, max: 1_000_000_000 });
   const say = (text: string) => context.stdout.write(`${text}\n`);
   const cleanup: Array<() => Promise<unknown>> = [];
   let stopping = false;
@@ -170,7 +176,11 @@ async function runDev(context: CommandContext): Promise<number> {
     await rm(tokenFile, { force: true });
 
     const [source, sink] = await Promise.all([sourcePromise, sinkPromise]);
-    const trickle = await source.startTrickle();
+    const trickle = await source.startTrickle({
+      ...(transactions !== undefined && { transactions }),
+      onDone: (n) => say(`sluice dev: demo writes stopped after ${n} transactions`),
+    });
+    await writeDemoFile(dir, source, sink);
     cleanup.push(() => trickle.stop());
     const job = await createDemo(connection, source, sink);
 
@@ -183,6 +193,9 @@ async function runDev(context: CommandContext): Promise<number> {
     );
     say(`  sink           ${sink.description}`);
     say(`  logs           ${state.logs}`);
+    say(
+      `  demo access    ${path.join(dir, 'demo.json')} (connection details and passwords of the demo source and sink)`,
+    );
     say('');
     say('  Look further (in another terminal, from this directory):');
     say(`    export SLUICE_STATE_DIR=${state.cliDir}   # this session: URL, CA and a login`);
@@ -295,7 +308,12 @@ interface DemoSource {
   caPem: string;
   password: Secret<string>;
   tables: readonly string[];
-  startTrickle(): Promise<{ changes: number; stop(): Promise<void> }>;
+  database: string;
+  username: string;
+  startTrickle(options: {
+    transactions?: number;
+    onDone?: (transactions: number) => void;
+  }): Promise<{ changes: number; stop(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -322,7 +340,9 @@ async function startDemoSource(): Promise<DemoSource> {
       caPem: server.caPem!,
       password,
       tables: demo.DEMO_TABLES,
-      startTrickle: () => demo.startTrickle(superuser),
+      database: demo.DEMO_DATABASE,
+      username: demo.DEMO_ROLE,
+      startTrickle: (options) => demo.startTrickle(superuser, options),
       stop: () => server.stop(),
     };
   } catch (error) {
@@ -339,6 +359,8 @@ interface Sink {
   password: Secret<string>;
   database: string;
   description: string;
+  /** The emulator's password is generated per run; a real StarRocks's is the operator's own. */
+  generatedPassword: boolean;
   stop(): Promise<void>;
 }
 
@@ -354,6 +376,7 @@ async function startSink(): Promise<Sink> {
       user: env.STARROCKS_USER || 'root',
       password: Secret.of(env.STARROCKS_PASSWORD ?? ''),
       database: 'sluice_demo',
+      generatedPassword: false,
       description: `StarRocks at ${env.STARROCKS_FE_HOST}:${httpPort} (MySQL port ${mysqlPort}), database sluice_demo`,
       stop: async () => undefined,
     };
@@ -368,9 +391,38 @@ async function startSink(): Promise<Sink> {
     user: emulator.user,
     password: Secret.of(password),
     database: 'demo',
+    generatedPassword: true,
     description: `StarRocks emulator at ${emulator.host}:${emulator.fePort} (MySQL port ${emulator.mysqlPort}), database demo; set STARROCKS_FE_HOST for a real one`,
     stop: () => emulator.stop(),
   };
+}
+
+/**
+ * `<dir>/demo.json` (0600): how to reach the demo source and sink directly (psql, a MySQL client, tests that
+ * compare them). Their passwords are generated per run and guard nothing but the demo.
+ */
+async function writeDemoFile(dir: string, source: DemoSource, sink: Sink): Promise<void> {
+  const file = path.join(dir, 'demo.json');
+  const content = {
+    source: {
+      host: '127.0.0.1',
+      port: source.port,
+      database: source.database,
+      user: source.username,
+      password: source.password.reveal(),
+      caPem: source.caPem,
+    },
+    sink: {
+      host: sink.host,
+      httpPort: sink.httpPort,
+      mysqlPort: sink.mysqlPort,
+      user: sink.user,
+      ...(sink.generatedPassword && { password: sink.password.reveal() }),
+      database: sink.database,
+    },
+  };
+  await rm(file, { force: true });
+  await writeFile(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
 }
 
 /** The demo source and emulator are new on every run, so last run's demo job and datasources go first. */
@@ -395,8 +447,8 @@ async function createDemo(connection: Connection, source: DemoSource, sink: Sink
         value: {
           host: '127.0.0.1',
           port: source.port,
-          database: 'demo',
-          username: 'sluice_repl',
+          database: source.database,
+          username: source.username,
           password,
           sslMode: SslMode.VERIFY_FULL,
           sslRootCert: source.caPem,
