@@ -248,6 +248,8 @@ describe('the replication pipeline run by a worker, end to end', () => {
     jobId = created.job!.id;
     const token = await admin.client(BootstrapTokenService).createBootstrapToken({ ttlSeconds: 600 });
     writer = startWriter(source.config);
+    // A few slow loads keep the snapshot long enough to be caught in the middle on a fast machine.
+    for (let i = 0; i < 4; i++) emulator.faults.inject({ kind: 'slow', port: 'be', delayMs: 1_000 });
     await restartWorker(token.secret);
 
     // Kill 1: during the snapshot, once some ranges are durable.
