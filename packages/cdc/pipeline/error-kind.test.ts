@@ -16,6 +16,7 @@ describe('classifyError', () => {
     expect(classifyError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })).kind).toBe(
       'transient',
     );
+    expect(classifyError(new Error('Connection terminated unexpectedly')).kind).toBe('transient');
   });
 
   it('asks an operator about credentials, privileges, slots and refused types, with a one-line solution', () => {

@@ -49,6 +49,9 @@ const sourceSolutions: Record<SourceErrorCode, string> = {
 
 /** SQLSTATEs worth retrying: serialization and deadlock, lock timeout, shutdowns, too many connections. */
 const transientStates = /^(08|40001|40P01|55P03|57P0[1-3]|53300|53400)/;
+/** node-postgres' own messages when a connection breaks (they carry no code). */
+const brokenConnection =
+  /^(Connection terminated|Client has encountered a connection error|Query read timeout)/;
 /** Network errors from Node. */
 const transientCodes = new Set([
   'ECONNRESET',
@@ -98,6 +101,9 @@ export function classifyError(error: unknown): ClassifiedError {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && (transientCodes.has(code) || transientStates.test(code))) {
     return { kind: 'transient', side: 'job', message: `network error (${code})`, solution: undefined };
+  }
+  if (error instanceof Error && brokenConnection.test(error.message)) {
+    return { kind: 'transient', side: 'job', message: 'a connection broke', solution: undefined };
   }
   return {
     kind: 'fatal',
