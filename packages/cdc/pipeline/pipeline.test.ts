@@ -207,6 +207,58 @@ describe('pipeline', () => {
   });
 });
 
+describe('restart', () => {
+  it('copies only the unfinished snapshot ranges after a drain in the middle of the snapshot', async () => {
+    const db = await createTestDatabase('pipeline-restart');
+    try {
+      await seed(db.client, 5_000);
+      await db.client.query('analyze');
+      const checkpoints = memoryCheckpoints();
+      const database = `r_${db.name}`;
+      const options = {
+        job: 'job-restart',
+        createSource: () =>
+          new PostgresSource({
+            connection: testConnection(db.server, db.name),
+            job: 'restart',
+            tables: [accounts, events],
+          }),
+        checkpoints: checkpoints.store,
+        batch: { maxRows: 500, flushIntervalMs: 100 },
+        snapshotRangePages: 4,
+        snapshotParallelism: 1,
+      };
+      const first = new Pipeline({ ...options, epoch: 1n, createSink: sinkFor(database) });
+      const firstRun = first.run();
+      await waitFor(() => (checkpoints.last()?.completed.length ?? 0) >= 3, {
+        timeoutMs: 60_000,
+        description: 'three ranges done',
+      });
+      first.stop({ drain: true });
+      await firstRun;
+      const saved = checkpoints.last()!;
+      expect(saved.snapshotComplete).toBe(false);
+      expect(saved.completed.length).toBeLessThan(saved.planned.length);
+
+      const second = new Pipeline({
+        ...options,
+        epoch: 2n,
+        createSink: sinkFor(database),
+        checkpoint: saved,
+      });
+      const secondRun = second.run();
+      await waitFor(() => second.phase === 'streaming', { timeoutMs: 60_000, description: 'streaming' });
+      expect(second.totals.rows).toBeLessThan(10_000);
+      expect(second.totals.rows).toBeGreaterThan(0);
+      await waitFor(() => tablesEqual(db.client, database), { timeoutMs: 30_000, description: 'equal' });
+      second.stop({ drain: true });
+      await secondRun;
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('backpressure', () => {
   it('pauses reading from the slot while the sink holds back, then catches up', async () => {
     const db = await createTestDatabase('pipeline-backpressure');
