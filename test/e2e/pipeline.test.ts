@@ -406,6 +406,17 @@ describe('the replication pipeline run by a worker, end to end', () => {
     expect(main.state).toBe(JobState.RUNNING);
   });
 
+  it('drains on SIGTERM: the in-flight batch is loaded, the checkpoint saved and the lease released', async () => {
+    const before = await status(jobId);
+    const exited = await worker.stop('SIGTERM', 30_000);
+    expect(exited).toBe(0);
+    const released = await status(jobId);
+    expect(released.workerId).toBe('');
+    expect(released.state).toBe(JobState.PENDING);
+    expect(released.checkpoint!.durableLsn).toBeGreaterThanOrEqual(before.checkpoint!.durableLsn);
+    expect(worker.output()).toMatch(/job ended/);
+  });
+
   it('never writes a source or sink password to any log of the run', () => {
     const logs = [cp.process.output(), ...workers.map((w) => w.output())].join('\n');
     expect(logs.length).toBeGreaterThan(0);
