@@ -35,9 +35,11 @@ export function startChildService(options: {
   }
   const log = createWriteStream(options.logFile, { flags: 'a', mode: 0o600 });
   const child = spawn(process.execPath, options.args, {
-    env: options.env,
+    env: { ...options.env, SLUICE_STOP_WITH_PARENT: '1' },
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin is a pipe the parent never writes: it closes when `sluice dev` ends, however it ends, and the
+    // child then stops itself (see SLUICE_STOP_WITH_PARENT in the control-plane and worker commands).
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   live.add(child);
   const recent: string[] = [];

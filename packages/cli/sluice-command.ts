@@ -51,6 +51,7 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   const resolved = resolveCommand(sluiceCommand, argv);
+  const release = env.SLUICE_STOP_WITH_PARENT === '1' ? stopWithParent() : () => undefined;
   try {
     const parsed = parseCommandLine(resolved, env);
     if (parsed.help) {
@@ -71,5 +72,23 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
     const { exitCode, message } = describeFailure(error);
     stderr.write(`sluice: ${message}\n`);
     return exitCode;
+  } finally {
+    release();
   }
+}
+
+/**
+ * Set by `sluice dev` for its children: stdin is a pipe from the parent that closes when the parent ends,
+ * even by SIGKILL; the child then stops gracefully, as on SIGTERM, instead of living on as an orphan.
+ */
+function stopWithParent(): () => void {
+  const onClose = () => process.kill(process.pid, 'SIGTERM');
+  process.stdin.on('data', () => undefined);
+  process.stdin.once('close', onClose);
+  process.stdin.on('error', () => undefined);
+  // Once the command is done, stdin must not keep the process alive, nor signal it.
+  return () => {
+    process.stdin.removeListener('close', onClose);
+    process.stdin.destroy();
+  };
 }

@@ -6,7 +6,7 @@
 // The worker runs as `sluice worker`, so whichever job runner the worker package wires is what runs here.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@connectrpc/connect';
@@ -75,33 +75,51 @@ async function runDev(context: CommandContext): Promise<number> {
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    for (const step of cleanup.reverse()) await step().catch(() => undefined);
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined);
     finish(code);
   };
+  /** Registers how to stop something; once stopping has begun, stops it at once (it came up late). */
+  const own = (stop: () => Promise<unknown>) => {
+    if (stopping) void stop().catch(() => undefined);
+    else cleanup.push(stop);
+  };
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
-      // A second Ctrl-C: no more waiting.
-      process.exit(130);
+      // The same Ctrl-C often arrives twice (from the terminal and from npm); a later one means: now.
+      if (Date.now() - firstSignalAt > 2_000) process.exit(130);
+      return;
     }
+    firstSignalAt = Date.now();
     context.stderr.write(`\nsluice dev: ${signal}, stopping (worker, control plane, PostgreSQL, sink)…\n`);
     void stopAll(0);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed terminal or pipe must not crash the shutdown half-way (children would be left behind).
+  for (const stream of [context.stdout, context.stderr]) stream.on?.('error', () => undefined);
 
   try {
     const state = await prepareState(dir);
+    await claimDirectory(dir);
+    own(() => rm(path.join(dir, 'dev.pid'), { force: true }));
     say(`sluice dev: state in ${dir}`);
 
     // The demo source and sink start while the control plane does.
     const sourcePromise = startDemoSource();
     const sinkPromise = startSink();
     sourcePromise.then(
-      (s) => cleanup.push(() => s.stop()),
+      async (s) => {
+        await recordDemoSource(dir, s.port);
+        own(async () => {
+          await s.stop();
+          await rm(path.join(dir, 'demo-source.json'), { force: true });
+        });
+      },
       () => undefined,
     );
     sinkPromise.then(
-      (s) => cleanup.push(() => s.stop()),
+      (s) => own(() => s.stop()),
       () => undefined,
     );
 
@@ -120,7 +138,7 @@ async function runDev(context: CommandContext): Promise<number> {
         SLUICE_LOG_LEVEL: 'info',
       },
     });
-    cleanup.push(() => controlPlane.stop('SIGTERM'));
+    own(() => controlPlane.stop('SIGTERM'));
     say('sluice dev: starting the control plane (embedded catalog, dev certificates)…');
     const listening = await Promise.race([
       controlPlane.waitForLine(/control plane listening/),
@@ -170,7 +188,7 @@ async function runDev(context: CommandContext): Promise<number> {
       },
     });
     // Stopped before the control plane (cleanup runs in reverse).
-    cleanup.push(() => worker.stop('SIGTERM'));
+    own(() => worker.stop('SIGTERM'));
     say('sluice dev: starting a worker and the demo PostgreSQL…');
     await Promise.race([worker.waitForLine(/"to":"running"/), stopped(finished)]);
     await rm(tokenFile, { force: true });
@@ -181,7 +199,7 @@ async function runDev(context: CommandContext): Promise<number> {
       onDone: (n) => say(`sluice dev: demo writes stopped after ${n} transactions`),
     });
     await writeDemoFile(dir, source, sink);
-    cleanup.push(() => trickle.stop());
+    own(() => trickle.stop());
     const job = await createDemo(connection, source, sink);
 
     say('');
@@ -294,6 +312,59 @@ async function prepareState(dir: string): Promise<DevState> {
   for (const sub of [state.workerDir, state.cliDir, state.logs])
     await mkdir(sub, { recursive: true, mode: 0o700 });
   return state;
+}
+
+/** One `sluice dev` per state directory: a second one would fight over the catalog and the port. */
+async function claimDirectory(dir: string): Promise<void> {
+  const file = path.join(dir, 'dev.pid');
+  const previous = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+  if (previous && previous !== process.pid) {
+    const cmdline = await readFile(`/proc/${previous}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('\0dev'))
+      throw new CliError(
+        `another sluice dev (pid ${previous}) is running with ${dir}; stop it first`,
+        EXIT.notFound,
+      );
+  }
+  await writeFile(file, `${process.pid}\n`, { mode: 0o600 });
+  await stopStaleDemoSource(dir);
+}
+
+/**
+ * The demo PostgreSQL runs in its own process group; if `sluice dev` was killed outright (SIGKILL), it
+ * outlived it. Its postmaster and data directory are recorded, so the next run stops and removes it.
+ */
+async function recordDemoSource(dir: string, port: number): Promise<void> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const dataDir = argv[argv.indexOf('-D') + 1];
+    if (argv[0]?.endsWith('/postgres') && argv.includes(String(port)) && dataDir && argv.indexOf('-D') > 0) {
+      await writeFile(path.join(dir, 'demo-source.json'), JSON.stringify({ pid: Number(pid), dataDir }), {
+        mode: 0o600,
+      });
+      return;
+    }
+  }
+}
+
+async function stopStaleDemoSource(dir: string): Promise<void> {
+  const file = path.join(dir, 'demo-source.json');
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  const { pid, dataDir } = JSON.parse(text) as { pid: number; dataDir: string };
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (cmdline.includes(dataDir)) {
+    try {
+      process.kill(pid, 'SIGINT'); // PostgreSQL's fast shutdown
+    } catch {
+      // gone meanwhile
+    }
+    for (let i = 0; i < 300 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+  const parent = path.dirname(dataDir);
+  if (path.basename(parent).startsWith('sluice-pg-')) await rm(parent, { recursive: true, force: true });
+  await rm(file, { force: true });
 }
 
 /** Generated once, 0600, reused on every later run. */
