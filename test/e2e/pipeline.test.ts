@@ -28,6 +28,7 @@ import {
   type ClusterSecrets,
   type ControlPlaneProcess,
   clusterSecrets,
+  freePort,
   startControlPlaneProcess,
   startWorkerProcess,
 } from './cluster.ts';
@@ -151,8 +152,14 @@ describe('the replication pipeline run by a worker, end to end', () => {
       .getJobStatus({ id })
       .then((answer) => answer.status!);
 
+  let metricsPort = 0;
   async function restartWorker(token?: string): Promise<void> {
-    worker = await startWorkerProcess(cp, { stateDir: stateDir(), ...(token && { token }) });
+    metricsPort ||= await freePort();
+    worker = await startWorkerProcess(cp, {
+      stateDir: stateDir(),
+      ...(token && { token }),
+      env: { SLUICE_METRICS_LISTEN: `127.0.0.1:${metricsPort}` },
+    });
     workers.push(worker);
   }
 
@@ -325,6 +332,10 @@ describe('the replication pipeline run by a worker, end to end', () => {
     expect(orders?.state).toBe(TableState.STREAMING);
     expect(emulator.statements.some((sql) => /^truncate table/i.test(sql.trim()))).toBe(true);
     expect(emulator.table(SINK_DATABASE, 'orders')!.map((c) => c.name)).toContain('status');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    for (const name of ['sluice_job_rows_total', 'sluice_job_lag_seconds', 'sluice_job_batch_rows_bucket'])
+      expect(metrics).toContain(`${name}{`);
+    expect(metrics).toContain(`job="${jobId}"`);
   });
 
   it('hashes hashed columns and never sends excluded ones', async () => {

@@ -122,6 +122,14 @@ export class TransformError extends Error {
   override name = 'TransformError';
 }
 
+const keys = new WeakMap<TableRef, string>();
+
+/** A map key for a table; cached per TableRef object (the decoder reuses one per relation). */
 export function tableKey(table: TableRef): string {
-  return `${table.schema}\0${table.name}`;
+  let key = keys.get(table);
+  if (key === undefined) {
+    key = `${table.schema}\0${table.name}`;
+    keys.set(table, key);
+  }
+  return key;
 }
