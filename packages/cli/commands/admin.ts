@@ -1,6 +1,5 @@
 // `sluice admin create`: the first admin, written into the catalog directly — no API call can create a
 // user before an admin exists. Refused once any admin exists.
-import { createFirstAdmin, openCatalog } from '@sluice/control-plane';
 import { createLogger } from '@sluice/crypto';
 import { type CommandSpec, stringFlag } from '../command-table.ts';
 import { CATALOG_FLAGS, catalogSource, stderrLog } from '../offline-catalog.ts';
@@ -47,6 +46,7 @@ export const adminCommand: CommandSpec = {
           level: context.env.SLUICE_LOG_LEVEL || 'warn',
           destination: stderrLog,
         });
+        const { createFirstAdmin, openCatalog } = await import('@sluice/control-plane');
         const catalog = await openCatalog(source, logger);
         try {
           const user = await password.useOnce((value) =>

@@ -1,7 +1,6 @@
 // `sluice keys generate|rotate`: at-rest encryption keys. Rotation re-encrypts every stored secret under the
 // newest key, either through a running control plane (KeyService) or offline on the catalog.
 import { writeFile } from 'node:fs/promises';
-import { rotateCatalogKeys } from '@sluice/control-plane';
 import { generateEncryptionKey, loadKeyring } from '@sluice/crypto';
 import { KeyService } from '@sluice/proto';
 import { usageError } from '../cli-error.ts';
@@ -78,6 +77,7 @@ export const keysCommand: CommandSpec = {
           } catch (error) {
             throw usageError((error as Error).message);
           }
+          const { rotateCatalogKeys } = await import('@sluice/control-plane');
           result = await rotateCatalogKeys(
             {
               catalog: catalogSource(context.flags, context.env),

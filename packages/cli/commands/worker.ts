@@ -2,7 +2,6 @@
 // `sluice worker list|drain|revoke` manage registered workers through the API.
 
 import { AgentState, WorkerAdminService, WorkerSchema, WorkerState } from '@sluice/proto';
-import { runWorker } from '@sluice/worker';
 import { connect } from '../client.ts';
 import { type CommandSpec, type FlagSpec, stringFlag } from '../command-table.ts';
 import { findWorker } from '../lookup.ts';
@@ -73,6 +72,8 @@ export const workerCommand: CommandSpec = {
       const value = stringFlag(context.flags, flag);
       if (value !== undefined && spec.env) env[spec.env] = value;
     }
+    // Loaded here: only this command runs the agent and its pipeline.
+    const { runWorker } = await import('@sluice/worker');
     return runWorker(env);
   },
   subcommands: [
