@@ -31,7 +31,7 @@ export function renderJobStatus(job: Job, status: JobStatus, options: { bars: bo
   const width = Math.max(...names.map((n) => n.length), 5);
   tables.forEach((t, i) => {
     const name = names[i]!.padEnd(width);
-    const state = enumWord(TableState, t.state);
+    const state = t.state === TableState.UNSPECIFIED ? 'waiting' : enumWord(TableState, t.state);
     const copied = Number(t.snapshotRows ?? 0n);
     const estimate = Number(t.snapshotRowsEstimate ?? 0n);
     const fraction = snapshotFraction(t.state, copied, estimate, t.rangesDone ?? 0, t.rangesTotal ?? 0);
