@@ -36,7 +36,6 @@ import {
   processPeakRssMiB,
   processRssMiB,
   round,
-  type Span,
   sleep,
   startProcessSpan,
   startSelfSpan,
@@ -83,7 +82,7 @@ export const controlPlane: Scenario = {
   async run(context): Promise<ScenarioOutcome> {
     const workerCount = context.quick ? 50 : 1_000;
     const durations = context.quick
-      ? { issue: 2, heartbeats: 2, steady: 3 }
+      ? { issue: 1.5, heartbeats: 2, steady: 2 }
       : { issue: 15, heartbeats: 15, steady: 30 };
     const db = await createDatabase(context.postgres, 'catalog');
     const dir = await mkdtemp(path.join(tmpdir(), 'sluice-bench-cp-'));
@@ -160,8 +159,8 @@ export const controlPlane: Scenario = {
       const heartbeat = new Map<string, Recorder>();
       let phase = 'leasing';
       const recorderFor = () => {
-        let recorder = heartbeat.get(phase);
-        if (!recorder) heartbeat.set(phase, (recorder = new Recorder()));
+        const recorder = heartbeat.get(phase) ?? new Recorder();
+        heartbeat.set(phase, recorder);
         return recorder;
       };
       for (const holder of holders) {

@@ -22,7 +22,7 @@ export const freshness: Scenario = {
   title: '4. Freshness (commit → visible in the emulator, steady write rates)',
   async run(context): Promise<ScenarioOutcome> {
     const rates = context.quick ? [500, 2_000] : [1_000, 5_000, 20_000];
-    const seconds = context.quick ? 3 : 20;
+    const seconds = context.quick ? 2 : 20;
     const emulator = await startStarRocksEmulator({ password: 'bench-emulator' });
     const rows: ResultRow[] = [];
     try {
