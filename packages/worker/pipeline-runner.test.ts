@@ -129,6 +129,10 @@ describe('pipeline runner', () => {
       const table = fake.reports.flatMap((r) => r.tables ?? []).find((t) => (t.snapshotRows ?? 0n) > 0n);
       expect(table?.snapshotRows).toBe(300n);
       expect(fake.opened()).toBeGreaterThan(0);
+      // Each report replaces the stored status whole: checkpoint saves must carry the rate too, or status
+      // shows 0 rows/s between periodic reports.
+      expect(fake.reports.filter((r) => r.rowsPerSecond === undefined)).toEqual([]);
+      expect(Math.max(...fake.reports.map((r) => r.rowsPerSecond ?? 0))).toBeGreaterThan(0);
       const metrics = await registry.metrics();
       expect(metrics).toContain('sluice_job_rows_total');
       expect(metrics).toContain('sluice_job_lag_bytes');

@@ -125,11 +125,15 @@ async function runJob(
         ? JobPhase.STREAMING
         : JobPhase.UNSPECIFIED;
 
+  // Every report carries the latest measured rates: the control plane stores each report whole, so a
+  // checkpoint save without them would show 0 rows/s between periodic reports.
+  let latestRates = { rows: 0, bytes: 0 };
   const report = (
     p: Pipeline,
     extra: Partial<ProgressReport> = {},
-    rates?: { rows: number; bytes: number },
+    rates: { rows: number; bytes: number } = latestRates,
   ) => {
+    latestRates = rates;
     const lag = p.lag();
     return context.report({
       phase: phaseOf(p),
@@ -137,7 +141,8 @@ async function runJob(
       tables: p.tables.map(toWireTable),
       lagBytes: BigInt(lag.bytes),
       lagSeconds: lag.seconds,
-      ...(rates && { rowsPerSecond: rates.rows, bytesPerSecond: rates.bytes }),
+      rowsPerSecond: rates.rows,
+      bytesPerSecond: rates.bytes,
       ...extra,
     });
   };
