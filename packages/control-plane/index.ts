@@ -23,3 +23,4 @@ export {
   startControlPlane,
 } from './control-plane.ts';
 export { devCertificatePaths } from './dev-certificates.ts';
+export { runControlPlane } from './run-control-plane.ts';

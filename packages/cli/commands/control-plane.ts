@@ -144,9 +144,10 @@ export const controlPlaneCommand: CommandSpec = {
         throw usageError('--database-url must not hold a password: use --database-url-file');
       process.env[spec.env] = value;
     }
-    // The control plane's own entry point does the wiring (config, worker routes, signals), so there is one
-    // place that decides it; this command only maps flags onto its environment.
-    await import(new URL('../../control-plane/main.ts', import.meta.url).href);
+    // runControlPlane does the wiring (config, worker routes, signals) in one place; this command only maps
+    // flags onto its environment. It runs until a signal ends the process.
+    const { runControlPlane } = await import('@sluice/control-plane');
+    await runControlPlane(process.env);
     return new Promise<number>(() => undefined);
   },
 };

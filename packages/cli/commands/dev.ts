@@ -96,6 +96,8 @@ async function runDev(context: CommandContext): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed terminal (SIGHUP) must stop everything too, or the services outlive the session.
+  process.on('SIGHUP', onSignal);
   // A closed terminal or pipe must not crash the shutdown half-way (children would be left behind).
   for (const stream of [context.stdout, context.stderr]) stream.on?.('error', () => undefined);
 
@@ -255,6 +257,7 @@ async function runDev(context: CommandContext): Promise<number> {
   const code = await finished;
   process.removeListener('SIGINT', onSignal);
   process.removeListener('SIGTERM', onSignal);
+  process.removeListener('SIGHUP', onSignal);
   context.stdout.write('sluice dev: stopped\n');
   return code;
 }
