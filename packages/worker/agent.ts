@@ -10,11 +10,12 @@ import {
   type Secret,
   scrubSecrets,
 } from '@sluice/crypto';
-import { type JobLease, AgentState as WireAgentState } from '@sluice/proto';
+import { type ConnectionTest, type JobLease, AgentState as WireAgentState } from '@sluice/proto';
 import type { Logger } from 'pino';
 import { type AgentState, AgentStateMachine } from './agent-state.ts';
+import { type ConnectionTester, type ConnectionTestResult, testConnection } from './connection-tester.ts';
 import { type ControlClient, createControlClient, grpcCode } from './control-client.ts';
-import { openJobCredentials } from './credentials.ts';
+import { openDatasourceSecrets, openJobCredentials } from './credentials.ts';
 import { type JobRun, type JobRunner, type ProgressReport, StaleLeaseError } from './job-runner.ts';
 import { type IdentityStore, identityFromRegistration, type WorkerIdentity } from './worker-identity.ts';
 
@@ -39,6 +40,8 @@ export interface WorkerAgentOptions {
   pullWaitMs?: number;
   /** How long a drain may take before jobs are abandoned (default 60,000 ms). */
   drainTimeoutMs?: number;
+  /** Runs connection tests the control plane hands out (default: a real connect). */
+  connectionTester?: ConnectionTester;
 }
 
 interface RunningJob {
@@ -270,6 +273,7 @@ export class WorkerAgent {
         );
         failures = 0;
         if (response.work.case === 'lease') this.#startJob(response.work.value);
+        else if (response.work.case === 'connectionTest') void this.#runConnectionTest(response.work.value);
       } catch (error) {
         if (!this.#live() || this.state !== 'running') return;
         failures += 1;
@@ -366,6 +370,32 @@ export class WorkerAgent {
         if (this.#jobs.get(jobId) === job) this.#jobs.delete(jobId);
         this.#jobEnded();
       });
+  }
+
+  async #runConnectionTest(test: ConnectionTest): Promise<void> {
+    const { testId } = test;
+    const holder = { workerId: this.#identity!.workerId, jobId: testId, epoch: 0n };
+    let result: ConnectionTestResult;
+    try {
+      if (!test.credentials) throw new Error('the connection test carries no credentials');
+      const role = test.datasource?.config.case === 'starrocks' ? 'sink' : 'source';
+      const secrets = await openDatasourceSecrets(this.#keys!, test.credentials, holder, role);
+      try {
+        result = await secrets.use((value) =>
+          (this.#options.connectionTester ?? testConnection)(test, value),
+        );
+      } finally {
+        secrets.wipe();
+      }
+    } catch (error) {
+      result = { ok: false, message: describe(error), serverVersion: '', latencyMs: 0 };
+    }
+    try {
+      await this.#client!.completeConnectionTest({ testId, ...result });
+      this.#log.info({ testId, ok: result.ok }, 'connection test done');
+    } catch (error) {
+      this.#log.warn({ testId }, `could not report a connection test: ${describe(error)}`);
+    }
   }
 
   #abortJob(job: RunningJob, reason: string): void {

@@ -1,6 +1,7 @@
 // The worker agent: registration, leases, sealed credentials, and the job-runner contract.
 export { backoff, WorkerAgent, type WorkerAgentOptions } from './agent.ts';
 export { type AgentState, AgentStateMachine } from './agent-state.ts';
+export { type ConnectionTester, type ConnectionTestResult, testConnection } from './connection-tester.ts';
 export {
   type ControlClient,
   type ControlClientOptions,

@@ -14,8 +14,6 @@ import {
   PostgresSource,
   RetryableError,
   type SnapshotRange,
-  type SslMode,
-  type StarRocksDatasource,
   type TablePhase,
   type TableStats,
 } from '@sluice/cdc';
@@ -31,10 +29,10 @@ import {
   type TableProgressSchema,
   TableState,
   type SnapshotRange as WireSnapshotRange,
-  SslMode as WireSslMode,
 } from '@sluice/proto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { JobCredentials } from './credentials.ts';
+import { sinkDatasource, sourceConnection } from './datasource-options.ts';
 import { type JobContext, type JobRunner, type ProgressReport, StaleLeaseError } from './job-runner.ts';
 
 export interface PipelineRunnerOptions {
@@ -43,16 +41,6 @@ export interface PipelineRunnerOptions {
   /** How often progress is reported (default 1,000 ms). */
   reportEveryMs?: number;
 }
-
-const sslModes: Record<number, SslMode> = {
-  [WireSslMode.UNSPECIFIED]: 'verify-full',
-  [WireSslMode.DISABLE]: 'disable',
-  [WireSslMode.ALLOW]: 'allow',
-  [WireSslMode.PREFER]: 'prefer',
-  [WireSslMode.REQUIRE]: 'require',
-  [WireSslMode.VERIFY_CA]: 'verify-ca',
-  [WireSslMode.VERIFY_FULL]: 'verify-full',
-};
 
 const tableStates: Record<TablePhase, TableState> = {
   init: TableState.INIT,
@@ -277,47 +265,6 @@ async function runJob(
     sinkSecrets = undefined;
     if (metrics) for (const metric of metrics.perJob) metric.remove(labels);
   }
-}
-
-function sourceConnection(
-  datasource: Datasource,
-  secrets: { password: string; sslRootCert: string; sslClientCert: string; sslClientKey: string },
-): ConnectionOptions {
-  if (datasource.config.case !== 'postgres') throw new Error('the job source is not a PostgreSQL datasource');
-  const pg = datasource.config.value;
-  const password = secrets.password;
-  return {
-    host: pg.host,
-    port: pg.port || 5432,
-    database: pg.database,
-    user: pg.username,
-    sslMode: sslModes[pg.sslMode] ?? 'verify-full',
-    ...(password && { password: () => password }),
-    ...(secrets.sslRootCert && { sslRootCert: secrets.sslRootCert }),
-    ...(secrets.sslClientCert && { sslClientCert: secrets.sslClientCert }),
-    ...(secrets.sslClientKey && { sslClientKey: secrets.sslClientKey }),
-    applicationName: 'sluice',
-  };
-}
-
-function sinkDatasource(
-  datasource: Datasource,
-  secrets: { password: string; caCert: string },
-): StarRocksDatasource {
-  if (datasource.config.case !== 'starrocks') throw new Error('the job sink is not a StarRocks datasource');
-  const sr = datasource.config.value;
-  return {
-    name: datasource.name,
-    host: sr.feHost,
-    ...(sr.httpPort && { httpPort: sr.httpPort }),
-    ...(sr.mysqlPort && { queryPort: sr.mysqlPort }),
-    user: sr.username,
-    password: secrets.password,
-    database: sr.database,
-    ssl: sr.sslEnabled ? (secrets.caCert ? { ca: secrets.caCert } : true) : false,
-    allowPlaintextBeRedirect: sr.allowPlaintextBeRedirect,
-    rewriteLoopbackRedirect: sr.rewriteLoopbackRedirect,
-  };
 }
 
 /** The classified message with the datasource it concerns named, as the job status shows it. */

@@ -21,6 +21,7 @@ import {
   createTestCa,
   createTestDatabase,
   type ServiceProcess,
+  startStarRocksEmulator,
   type TestDatabase,
   waitFor,
 } from '@sluice/testkit';
@@ -530,6 +531,67 @@ describe('a worker’s life cycle', () => {
     );
     expect(released.rowCount).toBe(1);
     expect(worker.output()).toMatch(/"to":"draining"[\s\S]*"to":"stopped"/);
+  });
+
+  it('runs connection tests on a worker: a reachable source and sink pass, a wrong password fails without leaking it', async () => {
+    const sinkPassword = `sink-${randomToken(16)}`;
+    const emulator = await startStarRocksEmulator({ password: sinkPassword, version: '3.9.9-probe' });
+    const dir = path.join(secrets.dir, 'tester');
+    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    processes.push(worker);
+    try {
+      const datasources = admin.client(DatasourceService);
+      const source = (wrongPassword?: string) => ({
+        host: '127.0.0.1',
+        port: db.server.port,
+        database: db.name,
+        username: db.server.user,
+        sslMode: SslMode.VERIFY_FULL,
+        password: wrongPassword ?? db.server.password,
+        sslRootCert: db.server.caPem!,
+      });
+      const good = await datasources.createDatasource({
+        name: 'probe-good',
+        spec: { case: 'postgres', value: source() },
+      });
+      const wrong = `wrong-${randomToken(16)}`;
+      const bad = await datasources.createDatasource({
+        name: 'probe-bad',
+        spec: { case: 'postgres', value: source(wrong) },
+      });
+      const sink = await datasources.createDatasource({
+        name: 'probe-sink',
+        spec: {
+          case: 'starrocks',
+          value: {
+            feHost: '127.0.0.1',
+            httpPort: emulator.fePort,
+            mysqlPort: emulator.mysqlPort,
+            username: emulator.user,
+            database: 'probe',
+            password: sinkPassword,
+          },
+        },
+      });
+      const test = (id: string) => datasources.testDatasource({ id, waitMs: 20_000 });
+
+      const passed = await test(good.datasource!.id);
+      expect(passed).toMatchObject({ ok: true, workerId: (await identityOf(dir)).workerId });
+      expect(passed.serverVersion).toMatch(/^18/);
+      const failed = await test(bad.datasource!.id);
+      expect(failed.ok).toBe(false);
+      expect(failed.message).toMatch(/probe-bad/);
+      expect(JSON.stringify(failed)).not.toContain(wrong);
+      expect(await test(sink.datasource!.id)).toMatchObject({ ok: true, serverVersion: '3.9.9-probe' });
+      for (const secret of [wrong, sinkPassword, db.server.password]) {
+        expect(worker.output()).not.toContain(secret);
+        expect(cp.process.output()).not.toContain(secret);
+      }
+    } finally {
+      await emulator.stop();
+      // The next test's job must go to its own worker.
+      await worker.stop('SIGTERM');
+    }
   });
 
   it('drains and exits by itself when an admin drains it', async () => {

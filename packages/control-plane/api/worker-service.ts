@@ -6,9 +6,17 @@ import { randomUUID } from 'node:crypto';
 import { create, type JsonValue, toBinary, toJson } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ConnectRouter, HandlerContext, ServiceImpl } from '@connectrpc/connect';
-import { PkiError, sealEnvelope, toSealedEnvelope, wipe, workerIdFromCertificate } from '@sluice/crypto';
+import {
+  type EnvelopeBinding,
+  PkiError,
+  sealEnvelope,
+  toSealedEnvelope,
+  wipe,
+  workerIdFromCertificate,
+} from '@sluice/crypto';
 import {
   AgentState,
+  ConnectionTestSchema,
   type DatasourceSecrets,
   DatasourceSecretsSchema,
   type Instruction,
@@ -34,6 +42,7 @@ import {
   unauthenticated,
 } from '../errors.ts';
 import {
+  claimConnectionTest,
   grantJob,
   type LeaseRow,
   lockHeldJob,
@@ -154,6 +163,27 @@ export function createWorkerService(
       throw permissionDenied(`worker ${workerId} is revoked`);
     }
     return worker;
+  }
+
+  /** A claimed test with the datasource's secrets sealed to the worker, bound to the test id and epoch 0. */
+  async function connectionTest(test: { id: string; datasource_id: string }, worker: WorkerRow) {
+    const datasource = await loadDatasource(pool, test.datasource_id);
+    if (!worker.envelope_public_key)
+      throw failedPrecondition('this worker has not sent an envelope public key');
+    const credentials = await sealSecrets(
+      worker.envelope_public_key,
+      await datasourceSecrets(pool, core, test.datasource_id),
+      {
+        workerId: worker.id,
+        jobId: test.id,
+        epoch: 0n,
+        expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+        role: datasource.config.case === 'starrocks' ? 'sink' : 'source',
+        datasourceId: test.datasource_id,
+      },
+    );
+    logger.info({ testId: test.id, workerId: worker.id }, 'connection test assigned');
+    return create(ConnectionTestSchema, { testId: test.id, datasource, credentials });
   }
 
   return {
@@ -296,6 +326,8 @@ export function createWorkerService(
       if (worker.state !== 'active' || req.freeSlots === 0) return {};
       const deadline = Date.now() + Math.min(req.waitMs, MAX_PULL_WAIT_MS);
       for (;;) {
+        const test = await claimConnectionTest(pool, worker.id);
+        if (test) return { work: { case: 'connectionTest', value: await connectionTest(test, worker) } };
         const lease = await grantJob(pool, worker.id, settings.leaseTtlMs);
         if (lease && ctx.signal.aborted) {
           // The worker gave up on this call (it is draining or gone): nobody will run the job, so hand it back
@@ -344,20 +376,9 @@ export function createWorkerService(
           epoch: req.epoch,
           expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
         };
-        const seal = async (
-          role: string,
-          datasourceId: string,
-          secrets: DatasourceSecrets,
-        ): Promise<SealedEnvelope> => {
-          const plaintext = toBinary(DatasourceSecretsSchema, secrets);
-          try {
-            return toSealedEnvelope(
-              await sealEnvelope(worker.envelope_public_key!, plaintext, { ...binding, role, datasourceId }),
-            );
-          } finally {
-            wipe(plaintext);
-          }
-        };
+        const publicKey = worker.envelope_public_key;
+        const seal = (role: string, datasourceId: string, secrets: DatasourceSecrets) =>
+          sealSecrets(publicKey, secrets, { ...binding, role, datasourceId });
         const source = await seal(
           'source',
           job.source_id,
@@ -535,9 +556,23 @@ const SECRET_FIELDS = [
   ['ca_cert_ciphertext', 'ca_cert', 'caCert'],
 ] as const;
 
+/** Seals a secrets message to one worker's envelope key, wiping the serialised plaintext afterwards. */
+async function sealSecrets(
+  publicKey: Uint8Array,
+  secrets: DatasourceSecrets,
+  binding: EnvelopeBinding,
+): Promise<SealedEnvelope> {
+  const plaintext = toBinary(DatasourceSecretsSchema, secrets);
+  try {
+    return toSealedEnvelope(await sealEnvelope(publicKey, plaintext, binding));
+  } finally {
+    wipe(plaintext);
+  }
+}
+
 /** Decrypts one datasource's secret columns into the message that travels sealed. */
 async function datasourceSecrets(
-  client: pg.PoolClient,
+  client: pg.Pool | pg.PoolClient,
   core: ControlPlaneCore,
   id: string,
 ): Promise<DatasourceSecrets> {

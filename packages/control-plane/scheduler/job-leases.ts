@@ -96,6 +96,28 @@ export async function workerMayTakeJobs(pool: pg.Pool, workerId: string): Promis
   return result.rowCount === 1;
 }
 
+/**
+ * Assigns one waiting connection test to `workerId` (each test goes to exactly one worker), or undefined.
+ * Tests come before jobs: an operator is waiting on the answer.
+ */
+export async function claimConnectionTest(
+  pool: pg.Pool,
+  workerId: string,
+): Promise<{ id: string; datasource_id: string } | undefined> {
+  const result = await pool.query<{ id: string; datasource_id: string }>(
+    `update connection_tests t set state = 'assigned', worker_id = $1
+      where t.id = (select id from connection_tests
+                     where state = 'pending' and expires_at > now()
+                     order by created_at
+                     for update skip locked
+                     limit 1)
+        and exists (select 1 from workers w where w.id = $1 and ${ELIGIBLE_WORKER})
+     returning t.id, t.datasource_id`,
+    [workerId],
+  );
+  return result.rows[0];
+}
+
 /** Gives back a lease nobody will use, if it is still this grant (same worker and epoch). */
 export async function releaseLease(pool: pg.Pool, lease: LeaseRow): Promise<void> {
   await pool.query(
