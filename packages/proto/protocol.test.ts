@@ -16,6 +16,7 @@ describe('the sluice.v1 protocol', () => {
     expect(Object.keys(WorkerService.method).sort()).toEqual(
       [
         'completeConnectionTest',
+        'completeReplicationCleanup',
         'fetchCredentials',
         'heartbeat',
         'pullJob',

@@ -10,13 +10,19 @@ import {
   type Secret,
   scrubSecrets,
 } from '@sluice/crypto';
-import { type ConnectionTest, type JobLease, AgentState as WireAgentState } from '@sluice/proto';
+import {
+  type ConnectionTest,
+  type JobLease,
+  type ReplicationCleanup,
+  AgentState as WireAgentState,
+} from '@sluice/proto';
 import type { Logger } from 'pino';
 import { type AgentState, AgentStateMachine } from './agent-state.ts';
 import { type ConnectionTester, type ConnectionTestResult, testConnection } from './connection-tester.ts';
 import { type ControlClient, createControlClient, grpcCode } from './control-client.ts';
 import { openDatasourceSecrets, openJobCredentials } from './credentials.ts';
 import { type JobRun, type JobRunner, type ProgressReport, StaleLeaseError } from './job-runner.ts';
+import { dropReplication } from './replication-cleanup.ts';
 import { type IdentityStore, identityFromRegistration, type WorkerIdentity } from './worker-identity.ts';
 
 export interface WorkerAgentOptions {
@@ -274,6 +280,7 @@ export class WorkerAgent {
         failures = 0;
         if (response.work.case === 'lease') this.#startJob(response.work.value);
         else if (response.work.case === 'connectionTest') void this.#runConnectionTest(response.work.value);
+        else if (response.work.case === 'replicationCleanup') void this.#runCleanup(response.work.value);
       } catch (error) {
         if (!this.#live() || this.state !== 'running') return;
         failures += 1;
@@ -396,6 +403,30 @@ export class WorkerAgent {
     } catch (error) {
       this.#log.warn({ testId }, `could not report a connection test: ${describe(error)}`);
     }
+  }
+
+  /** Drops a deleted job's slot and publication on its source; a failure is reported and retried later. */
+  async #runCleanup(cleanup: ReplicationCleanup): Promise<void> {
+    const { jobId } = cleanup;
+    const holder = { workerId: this.#identity!.workerId, jobId, epoch: 0n };
+    let outcome = { ok: true, message: '' };
+    try {
+      if (!cleanup.credentials || !cleanup.source)
+        throw new Error('the cleanup carries no source or credentials');
+      const secrets = await openDatasourceSecrets(this.#keys!, cleanup.credentials, holder, 'source');
+      try {
+        await secrets.use((value) => dropReplication(cleanup, value));
+      } finally {
+        secrets.wipe();
+      }
+      this.#log.info({ jobId }, 'replication slot and publication dropped');
+    } catch (error) {
+      outcome = { ok: false, message: describe(error) };
+      this.#log.warn({ jobId }, `replication cleanup failed: ${outcome.message}`);
+    }
+    await this.#client!.completeReplicationCleanup({ jobId, ...outcome }).catch((error: unknown) =>
+      this.#log.warn({ jobId }, `could not report a replication cleanup: ${describe(error)}`),
+    );
   }
 
   #abortJob(job: RunningJob, reason: string): void {

@@ -594,6 +594,65 @@ describe('a worker’s life cycle', () => {
     }
   });
 
+  it('drops a deleted job’s replication slot and publication on its source, through a worker', async () => {
+    const datasources = admin.client(DatasourceService);
+    const source = await datasources.createDatasource({
+      name: 'cleanup-src',
+      spec: {
+        case: 'postgres',
+        value: {
+          host: '127.0.0.1',
+          port: db.server.port,
+          database: db.name,
+          username: db.server.user,
+          sslMode: SslMode.VERIFY_FULL,
+          password: db.server.password,
+          sslRootCert: db.server.caPem!,
+        },
+      },
+    });
+    const sink = await datasources.createDatasource({
+      name: 'cleanup-sink',
+      spec: {
+        case: 'starrocks',
+        value: { feHost: '127.0.0.1', username: 'root', database: 'demo', password: 'x' },
+      },
+    });
+    const job = await admin.client(JobService).createJob({
+      name: 'cleanup',
+      sourceId: source.datasource!.id,
+      sinkId: sink.datasource!.id,
+      tables: [{ schema: 'public', name: 'orders' }],
+    });
+    // What a job that ran leaves behind on its source.
+    const name = `sluice_${job.job!.id.replaceAll('-', '_')}`;
+    await db.client.query(`create publication "${name}"`);
+    await db.client.query("select pg_create_logical_replication_slot($1, 'pgoutput')", [name]);
+
+    const dir = path.join(secrets.dir, 'cleaner');
+    const worker = await startWorkerProcess(cp, { token: (await newToken(admin)).secret, stateDir: dir });
+    processes.push(worker);
+    try {
+      await admin.client(JobService).deleteJob({ id: job.job!.id, dropReplicationSlot: true });
+      await waitFor(
+        async () => {
+          const slots = await db.client.query('select 1 from pg_replication_slots where slot_name = $1', [
+            name,
+          ]);
+          const publications = await db.client.query('select 1 from pg_publication where pubname = $1', [
+            name,
+          ]);
+          return slots.rowCount === 0 && publications.rowCount === 0;
+        },
+        { description: 'the slot and publication to be dropped' },
+      );
+      const done = await db.client.query('select done_at from job_cleanups where job_id = $1', [job.job!.id]);
+      expect(done.rows[0]?.done_at).toBeInstanceOf(Date);
+    } finally {
+      await worker.stop('SIGTERM');
+    }
+  });
+
   it('drains and exits by itself when an admin drains it', async () => {
     const jobId = await createJob(admin, db, 'drain-admin');
     const dir = path.join(secrets.dir, 'admin-drain');

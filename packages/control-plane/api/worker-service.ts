@@ -27,6 +27,7 @@ import {
   JobPhase,
   JobState,
   JobStatusSchema,
+  ReplicationCleanupSchema,
   type SealedEnvelope,
   WorkerService,
 } from '@sluice/proto';
@@ -43,6 +44,7 @@ import {
 } from '../errors.ts';
 import {
   claimConnectionTest,
+  claimReplicationCleanup,
   grantJob,
   type LeaseRow,
   lockHeldJob,
@@ -184,6 +186,36 @@ export function createWorkerService(
     );
     logger.info({ testId: test.id, workerId: worker.id }, 'connection test assigned');
     return create(ConnectionTestSchema, { testId: test.id, datasource, credentials });
+  }
+
+  /** A claimed cleanup with the source's secrets sealed to the worker, bound to the deleted job and epoch 0. */
+  async function replicationCleanup(
+    cleanup: { job_id: string; source_id: string; slot_name: string; publication_name: string },
+    worker: WorkerRow,
+  ) {
+    const source = await loadDatasource(pool, cleanup.source_id);
+    if (!worker.envelope_public_key)
+      throw failedPrecondition('this worker has not sent an envelope public key');
+    const credentials = await sealSecrets(
+      worker.envelope_public_key,
+      await datasourceSecrets(pool, core, cleanup.source_id),
+      {
+        workerId: worker.id,
+        jobId: cleanup.job_id,
+        epoch: 0n,
+        expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+        role: 'source',
+        datasourceId: cleanup.source_id,
+      },
+    );
+    logger.info({ jobId: cleanup.job_id, workerId: worker.id }, 'replication cleanup assigned');
+    return create(ReplicationCleanupSchema, {
+      jobId: cleanup.job_id,
+      source,
+      credentials,
+      slotName: cleanup.slot_name,
+      publicationName: cleanup.publication_name,
+    });
   }
 
   return {
@@ -328,6 +360,9 @@ export function createWorkerService(
       for (;;) {
         const test = await claimConnectionTest(pool, worker.id);
         if (test) return { work: { case: 'connectionTest', value: await connectionTest(test, worker) } };
+        const cleanup = await claimReplicationCleanup(pool, worker.id);
+        if (cleanup)
+          return { work: { case: 'replicationCleanup', value: await replicationCleanup(cleanup, worker) } };
         const lease = await grantJob(pool, worker.id, settings.leaseTtlMs);
         if (lease && ctx.signal.aborted) {
           // The worker gave up on this call (it is draining or gone): nobody will run the job, so hand it back
@@ -503,6 +538,28 @@ export function createWorkerService(
         caCertificatePem: core.internalCa.certPem,
         certificateExpiresAt: timestampFromDate(issued.notAfter),
       };
+    },
+
+    async completeReplicationCleanup(req, ctx) {
+      const worker = await authenticate(ctx);
+      if (!isUuid(req.jobId)) throw invalidArgument('job_id must be a UUID');
+      const message = requireMaxLength('message', req.message, 1_000);
+      const result = await pool.query(
+        // A failed attempt keeps its claim until it expires, so an unreachable source is retried every
+        // claim period, not in a tight loop.
+        `update job_cleanups
+            set done_at = case when $3 then now() else null end,
+                last_error = case when $3 then null else $4 end
+          where job_id = $1 and claimed_by = $2 and done_at is null`,
+        [req.jobId, worker.id, req.ok, message],
+      );
+      if (!result.rowCount)
+        throw failedPrecondition(`replication cleanup ${req.jobId} is not assigned to this worker`);
+      await audit(ctx, 'job.cleanup', req.ok ? 'success' : 'error', {
+        workerId: worker.id,
+        resourceId: req.jobId,
+      });
+      return {};
     },
 
     async completeConnectionTest(req, ctx) {

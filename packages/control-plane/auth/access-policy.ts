@@ -74,6 +74,7 @@ export const ACCESS_POLICY: Readonly<Record<string, MethodRule>> = {
   [`${V1}.WorkerService/ReportProgress`]: { access: 'worker' },
   [`${V1}.WorkerService/RenewCertificate`]: { access: 'worker' },
   [`${V1}.WorkerService/CompleteConnectionTest`]: { access: 'worker' },
+  [`${V1}.WorkerService/CompleteReplicationCleanup`]: { access: 'worker' },
 
   'grpc.health.v1.Health/Check': { access: 'public' },
   'grpc.health.v1.Health/Watch': { access: 'public' },

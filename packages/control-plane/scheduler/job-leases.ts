@@ -118,6 +118,34 @@ export async function claimConnectionTest(
   return result.rows[0];
 }
 
+/** How long a claimed cleanup waits for its worker before another may take it. */
+const CLEANUP_CLAIM_SECONDS = 30;
+
+/** Claims one pending replication cleanup for `workerId`, or undefined. */
+export async function claimReplicationCleanup(
+  pool: pg.Pool,
+  workerId: string,
+): Promise<{ job_id: string; source_id: string; slot_name: string; publication_name: string } | undefined> {
+  const result = await pool.query<{
+    job_id: string;
+    source_id: string;
+    slot_name: string;
+    publication_name: string;
+  }>(
+    `update job_cleanups c set claimed_by = $1, claimed_at = now(), attempts = c.attempts + 1
+      where c.job_id = (select job_id from job_cleanups
+                         where done_at is null
+                           and (claimed_at is null or claimed_at < now() - make_interval(secs => $2))
+                         order by requested_at
+                         for update skip locked
+                         limit 1)
+        and exists (select 1 from workers w where w.id = $1 and ${ELIGIBLE_WORKER})
+     returning c.job_id, c.source_id, c.slot_name, c.publication_name`,
+    [workerId, CLEANUP_CLAIM_SECONDS],
+  );
+  return result.rows[0];
+}
+
 /** Gives back a lease nobody will use, if it is still this grant (same worker and epoch). */
 export async function releaseLease(pool: pg.Pool, lease: LeaseRow): Promise<void> {
   await pool.query(

@@ -40,7 +40,7 @@ import { file_sluice_v1_types } from './types_pb.ts';
 export const file_sluice_v1_worker: GenFile =
   /*@__PURE__*/
   fileDesc(
-    'ChZzbHVpY2UvdjEvd29ya2VyLnByb3RvEglzbHVpY2UudjEi4gEKD1JlZ2lzdGVyUmVxdWVzdBIXCg9ib290c3RyYXBfdG9rZW4YASABKAkSDwoHY3NyX3BlbRgCIAEoCRIbChNlbnZlbG9wZV9wdWJsaWNfa2V5GAMgASgMEhAKCGhvc3RuYW1lGAQgASgJEg8KB3ZlcnNpb24YBSABKAkSNgoGbGFiZWxzGAYgAygLMiYuc2x1aWNlLnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBChBSZWdpc3RlclJlc3BvbnNlEhEKCXdvcmtlcl9pZBgBIAEoCRIXCg9jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSGgoSY2FfY2VydGlmaWNhdGVfcGVtGAMgASgJEjoKFmNlcnRpZmljYXRlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRIUCgxsZWFzZV90dGxfbXMYBiABKA0iKgoJSGVsZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBCKBAQoQSGVhcnRiZWF0UmVxdWVzdBIqCgthZ2VudF9zdGF0ZRgBIAEoDjIVLnNsdWljZS52MS5BZ2VudFN0YXRlEiQKBmxlYXNlcxgCIAMoCzIULnNsdWljZS52MS5IZWxkTGVhc2USGwoTZW52ZWxvcGVfcHVibGljX2tleRgDIAEoDCJiChJTdG9wSm9iSW5zdHJ1Y3Rpb24SDgoGam9iX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEg4KBnJlYXNvbhgDIAEoCRIdChVkcm9wX3JlcGxpY2F0aW9uX3Nsb3QYBCABKAgiIgoQRHJhaW5JbnN0cnVjdGlvbhIOCgZyZWFzb24YASABKAkidgoLSW5zdHJ1Y3Rpb24SMQoIc3RvcF9qb2IYASABKAsyHS5zbHVpY2UudjEuU3RvcEpvYkluc3RydWN0aW9uSAASLAoFZHJhaW4YAiABKAsyGy5zbHVpY2UudjEuRHJhaW5JbnN0cnVjdGlvbkgAQgYKBGtpbmQiXQoMUmVuZXdlZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoRSGVhcnRiZWF0UmVzcG9uc2USKAoHcmVuZXdlZBgBIAMoCzIXLnNsdWljZS52MS5SZW5ld2VkTGVhc2USLAoMaW5zdHJ1Y3Rpb25zGAIgAygLMhYuc2x1aWNlLnYxLkluc3RydWN0aW9uEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoDSI1Cg5QdWxsSm9iUmVxdWVzdBIPCgd3YWl0X21zGAEgASgNEhIKCmZyZWVfc2xvdHMYAiABKA0ioAEKB0pvYlNwZWMSGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYhIlCgZzb3VyY2UYAiABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZRIjCgRzaW5rGAMgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLAoKY2hlY2twb2ludBgEIAEoCzIYLnNsdWljZS52MS5Kb2JDaGVja3BvaW50InsKCEpvYkxlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgCgRzcGVjGAQgASgLMhIuc2x1aWNlLnYxLkpvYlNwZWMifAoOQ29ubmVjdGlvblRlc3QSDwoHdGVzdF9pZBgBIAEoCRIpCgpkYXRhc291cmNlGAIgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLgoLY3JlZGVudGlhbHMYAyABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUidQoPUHVsbEpvYlJlc3BvbnNlEiQKBWxlYXNlGAEgASgLMhMuc2x1aWNlLnYxLkpvYkxlYXNlSAASNAoPY29ubmVjdGlvbl90ZXN0GAIgASgLMhkuc2x1aWNlLnYxLkNvbm5lY3Rpb25UZXN0SABCBgoEd29yayI4ChdGZXRjaENyZWRlbnRpYWxzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDQoFZXBvY2gYAiABKAQimgEKGEZldGNoQ3JlZGVudGlhbHNSZXNwb25zZRIpCgZzb3VyY2UYASABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUSJwoEc2luaxgCIAEoCzIZLnNsdWljZS52MS5TZWFsZWRFbnZlbG9wZRIqCgdwaWlfa2V5GAMgASgLMhkuc2x1aWNlLnYxLlNlYWxlZEVudmVsb3BlItMCChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEiIKBXBoYXNlGAMgASgOMhMuc2x1aWNlLnYxLkpvYlBoYXNlEiwKCmNoZWNrcG9pbnQYBCABKAsyGC5zbHVpY2UudjEuSm9iQ2hlY2twb2ludBIoCgZ0YWJsZXMYBSADKAsyGC5zbHVpY2UudjEuVGFibGVQcm9ncmVzcxIRCglsYWdfYnl0ZXMYBiABKAQSEwoLbGFnX3NlY29uZHMYByABKAESFwoPcm93c19wZXJfc2Vjb25kGAggASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYCSABKAESIgoFZXJyb3IYCiABKAsyEy5zbHVpY2UudjEuSm9iRXJyb3ISDgoGZmFpbGVkGAsgASgIEhAKCHJlbGVhc2VkGAwgASgIIkQKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USKgoNZGVzaXJlZF9zdGF0ZRgBIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZSIqChdSZW5ld0NlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJIosBChhSZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USFwoPY2VydGlmaWNhdGVfcGVtGAEgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgCIAEoCRI6ChZjZXJ0aWZpY2F0ZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5Ch1Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVxdWVzdBIPCgd0ZXN0X2lkGAEgASgJEgoKAm9rGAIgASgIEg8KB21lc3NhZ2UYAyABKAkSFgoOc2VydmVyX3ZlcnNpb24YBCABKAkSEgoKbGF0ZW5jeV9tcxgFIAEoDSIgCh5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVzcG9uc2Uy3gQKDVdvcmtlclNlcnZpY2USQwoIUmVnaXN0ZXISGi5zbHVpY2UudjEuUmVnaXN0ZXJSZXF1ZXN0Ghsuc2x1aWNlLnYxLlJlZ2lzdGVyUmVzcG9uc2USRgoJSGVhcnRiZWF0Ehsuc2x1aWNlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zbHVpY2UudjEuSGVhcnRiZWF0UmVzcG9uc2USQAoHUHVsbEpvYhIZLnNsdWljZS52MS5QdWxsSm9iUmVxdWVzdBoaLnNsdWljZS52MS5QdWxsSm9iUmVzcG9uc2USWwoQRmV0Y2hDcmVkZW50aWFscxIiLnNsdWljZS52MS5GZXRjaENyZWRlbnRpYWxzUmVxdWVzdBojLnNsdWljZS52MS5GZXRjaENyZWRlbnRpYWxzUmVzcG9uc2USVQoOUmVwb3J0UHJvZ3Jlc3MSIC5zbHVpY2UudjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc2x1aWNlLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2USWwoQUmVuZXdDZXJ0aWZpY2F0ZRIiLnNsdWljZS52MS5SZW5ld0NlcnRpZmljYXRlUmVxdWVzdBojLnNsdWljZS52MS5SZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USbQoWQ29tcGxldGVDb25uZWN0aW9uVGVzdBIoLnNsdWljZS52MS5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVxdWVzdBopLnNsdWljZS52MS5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVzcG9uc2ViBnByb3RvMw',
+    'ChZzbHVpY2UvdjEvd29ya2VyLnByb3RvEglzbHVpY2UudjEi4gEKD1JlZ2lzdGVyUmVxdWVzdBIXCg9ib290c3RyYXBfdG9rZW4YASABKAkSDwoHY3NyX3BlbRgCIAEoCRIbChNlbnZlbG9wZV9wdWJsaWNfa2V5GAMgASgMEhAKCGhvc3RuYW1lGAQgASgJEg8KB3ZlcnNpb24YBSABKAkSNgoGbGFiZWxzGAYgAygLMiYuc2x1aWNlLnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBChBSZWdpc3RlclJlc3BvbnNlEhEKCXdvcmtlcl9pZBgBIAEoCRIXCg9jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSGgoSY2FfY2VydGlmaWNhdGVfcGVtGAMgASgJEjoKFmNlcnRpZmljYXRlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRIUCgxsZWFzZV90dGxfbXMYBiABKA0iKgoJSGVsZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBCKBAQoQSGVhcnRiZWF0UmVxdWVzdBIqCgthZ2VudF9zdGF0ZRgBIAEoDjIVLnNsdWljZS52MS5BZ2VudFN0YXRlEiQKBmxlYXNlcxgCIAMoCzIULnNsdWljZS52MS5IZWxkTGVhc2USGwoTZW52ZWxvcGVfcHVibGljX2tleRgDIAEoDCJiChJTdG9wSm9iSW5zdHJ1Y3Rpb24SDgoGam9iX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEg4KBnJlYXNvbhgDIAEoCRIdChVkcm9wX3JlcGxpY2F0aW9uX3Nsb3QYBCABKAgiIgoQRHJhaW5JbnN0cnVjdGlvbhIOCgZyZWFzb24YASABKAkidgoLSW5zdHJ1Y3Rpb24SMQoIc3RvcF9qb2IYASABKAsyHS5zbHVpY2UudjEuU3RvcEpvYkluc3RydWN0aW9uSAASLAoFZHJhaW4YAiABKAsyGy5zbHVpY2UudjEuRHJhaW5JbnN0cnVjdGlvbkgAQgYKBGtpbmQiXQoMUmVuZXdlZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoRSGVhcnRiZWF0UmVzcG9uc2USKAoHcmVuZXdlZBgBIAMoCzIXLnNsdWljZS52MS5SZW5ld2VkTGVhc2USLAoMaW5zdHJ1Y3Rpb25zGAIgAygLMhYuc2x1aWNlLnYxLkluc3RydWN0aW9uEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoDSI1Cg5QdWxsSm9iUmVxdWVzdBIPCgd3YWl0X21zGAEgASgNEhIKCmZyZWVfc2xvdHMYAiABKA0ioAEKB0pvYlNwZWMSGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYhIlCgZzb3VyY2UYAiABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZRIjCgRzaW5rGAMgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLAoKY2hlY2twb2ludBgEIAEoCzIYLnNsdWljZS52MS5Kb2JDaGVja3BvaW50InsKCEpvYkxlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgCgRzcGVjGAQgASgLMhIuc2x1aWNlLnYxLkpvYlNwZWMifAoOQ29ubmVjdGlvblRlc3QSDwoHdGVzdF9pZBgBIAEoCRIpCgpkYXRhc291cmNlGAIgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLgoLY3JlZGVudGlhbHMYAyABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUiqAEKElJlcGxpY2F0aW9uQ2xlYW51cBIOCgZqb2JfaWQYASABKAkSJQoGc291cmNlGAIgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLgoLY3JlZGVudGlhbHMYAyABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUSEQoJc2xvdF9uYW1lGAQgASgJEhgKEHB1YmxpY2F0aW9uX25hbWUYBSABKAkiswEKD1B1bGxKb2JSZXNwb25zZRIkCgVsZWFzZRgBIAEoCzITLnNsdWljZS52MS5Kb2JMZWFzZUgAEjQKD2Nvbm5lY3Rpb25fdGVzdBgCIAEoCzIZLnNsdWljZS52MS5Db25uZWN0aW9uVGVzdEgAEjwKE3JlcGxpY2F0aW9uX2NsZWFudXAYAyABKAsyHS5zbHVpY2UudjEuUmVwbGljYXRpb25DbGVhbnVwSABCBgoEd29yayI4ChdGZXRjaENyZWRlbnRpYWxzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDQoFZXBvY2gYAiABKAQimgEKGEZldGNoQ3JlZGVudGlhbHNSZXNwb25zZRIpCgZzb3VyY2UYASABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUSJwoEc2luaxgCIAEoCzIZLnNsdWljZS52MS5TZWFsZWRFbnZlbG9wZRIqCgdwaWlfa2V5GAMgASgLMhkuc2x1aWNlLnYxLlNlYWxlZEVudmVsb3BlItMCChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEiIKBXBoYXNlGAMgASgOMhMuc2x1aWNlLnYxLkpvYlBoYXNlEiwKCmNoZWNrcG9pbnQYBCABKAsyGC5zbHVpY2UudjEuSm9iQ2hlY2twb2ludBIoCgZ0YWJsZXMYBSADKAsyGC5zbHVpY2UudjEuVGFibGVQcm9ncmVzcxIRCglsYWdfYnl0ZXMYBiABKAQSEwoLbGFnX3NlY29uZHMYByABKAESFwoPcm93c19wZXJfc2Vjb25kGAggASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYCSABKAESIgoFZXJyb3IYCiABKAsyEy5zbHVpY2UudjEuSm9iRXJyb3ISDgoGZmFpbGVkGAsgASgIEhAKCHJlbGVhc2VkGAwgASgIIkQKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USKgoNZGVzaXJlZF9zdGF0ZRgBIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZSIqChdSZW5ld0NlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJIosBChhSZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USFwoPY2VydGlmaWNhdGVfcGVtGAEgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgCIAEoCRI6ChZjZXJ0aWZpY2F0ZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5Ch1Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVxdWVzdBIPCgd0ZXN0X2lkGAEgASgJEgoKAm9rGAIgASgIEg8KB21lc3NhZ2UYAyABKAkSFgoOc2VydmVyX3ZlcnNpb24YBCABKAkSEgoKbGF0ZW5jeV9tcxgFIAEoDSIgCh5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVzcG9uc2UiUAohQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXBSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIKCgJvaxgCIAEoCBIPCgdtZXNzYWdlGAMgASgJIiQKIkNvbXBsZXRlUmVwbGljYXRpb25DbGVhbnVwUmVzcG9uc2Uy2QUKDVdvcmtlclNlcnZpY2USQwoIUmVnaXN0ZXISGi5zbHVpY2UudjEuUmVnaXN0ZXJSZXF1ZXN0Ghsuc2x1aWNlLnYxLlJlZ2lzdGVyUmVzcG9uc2USRgoJSGVhcnRiZWF0Ehsuc2x1aWNlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zbHVpY2UudjEuSGVhcnRiZWF0UmVzcG9uc2USQAoHUHVsbEpvYhIZLnNsdWljZS52MS5QdWxsSm9iUmVxdWVzdBoaLnNsdWljZS52MS5QdWxsSm9iUmVzcG9uc2USWwoQRmV0Y2hDcmVkZW50aWFscxIiLnNsdWljZS52MS5GZXRjaENyZWRlbnRpYWxzUmVxdWVzdBojLnNsdWljZS52MS5GZXRjaENyZWRlbnRpYWxzUmVzcG9uc2USVQoOUmVwb3J0UHJvZ3Jlc3MSIC5zbHVpY2UudjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc2x1aWNlLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2USWwoQUmVuZXdDZXJ0aWZpY2F0ZRIiLnNsdWljZS52MS5SZW5ld0NlcnRpZmljYXRlUmVxdWVzdBojLnNsdWljZS52MS5SZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USbQoWQ29tcGxldGVDb25uZWN0aW9uVGVzdBIoLnNsdWljZS52MS5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVxdWVzdBopLnNsdWljZS52MS5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVzcG9uc2USeQoaQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXASLC5zbHVpY2UudjEuQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXBSZXF1ZXN0Gi0uc2x1aWNlLnYxLkNvbXBsZXRlUmVwbGljYXRpb25DbGVhbnVwUmVzcG9uc2ViBnByb3RvMw',
     [file_google_protobuf_timestamp, file_sluice_v1_types],
   );
 
@@ -945,6 +945,98 @@ export const ConnectionTestSchema: GenMessage<ConnectionTest, { jsonType: Connec
   messageDesc(file_sluice_v1_worker, 12);
 
 /**
+ * A deleted job's replication slot and publication to drop on its source.
+ *
+ * @generated from message sluice.v1.ReplicationCleanup
+ */
+export type ReplicationCleanup = Message<'sluice.v1.ReplicationCleanup'> & {
+  /**
+   * The deleted job's id, echoed in `CompleteReplicationCleanup`.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The job's source (its secrets come sealed in `credentials`).
+   *
+   * @generated from field: sluice.v1.Datasource source = 2;
+   */
+  source?: Datasource | undefined;
+
+  /**
+   * The source's secrets, sealed to this worker; bound to `job_id` and epoch 0.
+   *
+   * @generated from field: sluice.v1.SealedEnvelope credentials = 3;
+   */
+  credentials?: SealedEnvelope | undefined;
+
+  /**
+   * The slot to drop (`sluice_<job id>`).
+   *
+   * @generated from field: string slot_name = 4;
+   */
+  slotName: string;
+
+  /**
+   * The publication to drop (`sluice_<job id>`).
+   *
+   * @generated from field: string publication_name = 5;
+   */
+  publicationName: string;
+};
+
+/**
+ * A deleted job's replication slot and publication to drop on its source.
+ *
+ * @generated from message sluice.v1.ReplicationCleanup
+ */
+export type ReplicationCleanupJson = {
+  /**
+   * The deleted job's id, echoed in `CompleteReplicationCleanup`.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId?: string;
+
+  /**
+   * The job's source (its secrets come sealed in `credentials`).
+   *
+   * @generated from field: sluice.v1.Datasource source = 2;
+   */
+  source?: DatasourceJson;
+
+  /**
+   * The source's secrets, sealed to this worker; bound to `job_id` and epoch 0.
+   *
+   * @generated from field: sluice.v1.SealedEnvelope credentials = 3;
+   */
+  credentials?: SealedEnvelopeJson;
+
+  /**
+   * The slot to drop (`sluice_<job id>`).
+   *
+   * @generated from field: string slot_name = 4;
+   */
+  slotName?: string;
+
+  /**
+   * The publication to drop (`sluice_<job id>`).
+   *
+   * @generated from field: string publication_name = 5;
+   */
+  publicationName?: string;
+};
+
+/**
+ * Describes the message sluice.v1.ReplicationCleanup.
+ * Use `create(ReplicationCleanupSchema)` to create a new message.
+ */
+export const ReplicationCleanupSchema: GenMessage<ReplicationCleanup, { jsonType: ReplicationCleanupJson }> =
+  /*@__PURE__*/
+  messageDesc(file_sluice_v1_worker, 13);
+
+/**
  * Work for the worker, or nothing.
  *
  * @generated from message sluice.v1.PullJobResponse
@@ -974,6 +1066,15 @@ export type PullJobResponse = Message<'sluice.v1.PullJobResponse'> & {
         value: ConnectionTest;
         case: 'connectionTest';
       }
+    | {
+        /**
+         * A deleted job's slot and publication to drop.
+         *
+         * @generated from field: sluice.v1.ReplicationCleanup replication_cleanup = 3;
+         */
+        value: ReplicationCleanup;
+        case: 'replicationCleanup';
+      }
     | { case: undefined; value?: undefined };
 };
 
@@ -996,6 +1097,13 @@ export type PullJobResponseJson = {
    * @generated from field: sluice.v1.ConnectionTest connection_test = 2;
    */
   connectionTest?: ConnectionTestJson;
+
+  /**
+   * A deleted job's slot and publication to drop.
+   *
+   * @generated from field: sluice.v1.ReplicationCleanup replication_cleanup = 3;
+   */
+  replicationCleanup?: ReplicationCleanupJson;
 };
 
 /**
@@ -1004,7 +1112,7 @@ export type PullJobResponseJson = {
  */
 export const PullJobResponseSchema: GenMessage<PullJobResponse, { jsonType: PullJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 13);
+  messageDesc(file_sluice_v1_worker, 14);
 
 /**
  * Ask for a job's secrets.
@@ -1055,7 +1163,7 @@ export type FetchCredentialsRequestJson = {
 export const FetchCredentialsRequestSchema: GenMessage<
   FetchCredentialsRequest,
   { jsonType: FetchCredentialsRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 14);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 15);
 
 /**
  * A job's secrets, each sealed to the calling worker.
@@ -1120,7 +1228,7 @@ export type FetchCredentialsResponseJson = {
 export const FetchCredentialsResponseSchema: GenMessage<
   FetchCredentialsResponse,
   { jsonType: FetchCredentialsResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 15);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 16);
 
 /**
  * Progress of a job under a lease.
@@ -1311,7 +1419,7 @@ export type ReportProgressRequestJson = {
 export const ReportProgressRequestSchema: GenMessage<
   ReportProgressRequest,
   { jsonType: ReportProgressRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 16);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 17);
 
 /**
  * Progress answer.
@@ -1348,7 +1456,7 @@ export type ReportProgressResponseJson = {
 export const ReportProgressResponseSchema: GenMessage<
   ReportProgressResponse,
   { jsonType: ReportProgressResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 17);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 18);
 
 /**
  * Renew the client certificate.
@@ -1385,7 +1493,7 @@ export type RenewCertificateRequestJson = {
 export const RenewCertificateRequestSchema: GenMessage<
   RenewCertificateRequest,
   { jsonType: RenewCertificateRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 18);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 19);
 
 /**
  * The renewed certificate.
@@ -1450,7 +1558,7 @@ export type RenewCertificateResponseJson = {
 export const RenewCertificateResponseSchema: GenMessage<
   RenewCertificateResponse,
   { jsonType: RenewCertificateResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 19);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 20);
 
 /**
  * Outcome of a connection test.
@@ -1543,7 +1651,7 @@ export type CompleteConnectionTestRequestJson = {
 export const CompleteConnectionTestRequestSchema: GenMessage<
   CompleteConnectionTestRequest,
   { jsonType: CompleteConnectionTestRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 20);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 21);
 
 /**
  * Acknowledges a connection test result.
@@ -1566,7 +1674,95 @@ export type CompleteConnectionTestResponseJson = {};
 export const CompleteConnectionTestResponseSchema: GenMessage<
   CompleteConnectionTestResponse,
   { jsonType: CompleteConnectionTestResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 21);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 22);
+
+/**
+ * Outcome of a replication cleanup.
+ *
+ * @generated from message sluice.v1.CompleteReplicationCleanupRequest
+ */
+export type CompleteReplicationCleanupRequest = Message<'sluice.v1.CompleteReplicationCleanupRequest'> & {
+  /**
+   * The job id from `ReplicationCleanup`.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The slot and publication are gone (or were already gone).
+   *
+   * @generated from field: bool ok = 2;
+   */
+  ok: boolean;
+
+  /**
+   * A safe, classified message when not ok; the control plane hands the cleanup out again later.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Outcome of a replication cleanup.
+ *
+ * @generated from message sluice.v1.CompleteReplicationCleanupRequest
+ */
+export type CompleteReplicationCleanupRequestJson = {
+  /**
+   * The job id from `ReplicationCleanup`.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId?: string;
+
+  /**
+   * The slot and publication are gone (or were already gone).
+   *
+   * @generated from field: bool ok = 2;
+   */
+  ok?: boolean;
+
+  /**
+   * A safe, classified message when not ok; the control plane hands the cleanup out again later.
+   *
+   * @generated from field: string message = 3;
+   */
+  message?: string;
+};
+
+/**
+ * Describes the message sluice.v1.CompleteReplicationCleanupRequest.
+ * Use `create(CompleteReplicationCleanupRequestSchema)` to create a new message.
+ */
+export const CompleteReplicationCleanupRequestSchema: GenMessage<
+  CompleteReplicationCleanupRequest,
+  { jsonType: CompleteReplicationCleanupRequestJson }
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 23);
+
+/**
+ * Acknowledges a replication cleanup result.
+ *
+ * @generated from message sluice.v1.CompleteReplicationCleanupResponse
+ */
+export type CompleteReplicationCleanupResponse = Message<'sluice.v1.CompleteReplicationCleanupResponse'> & {};
+
+/**
+ * Acknowledges a replication cleanup result.
+ *
+ * @generated from message sluice.v1.CompleteReplicationCleanupResponse
+ */
+export type CompleteReplicationCleanupResponseJson = {};
+
+/**
+ * Describes the message sluice.v1.CompleteReplicationCleanupResponse.
+ * Use `create(CompleteReplicationCleanupResponseSchema)` to create a new message.
+ */
+export const CompleteReplicationCleanupResponseSchema: GenMessage<
+  CompleteReplicationCleanupResponse,
+  { jsonType: CompleteReplicationCleanupResponseJson }
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 24);
 
 /**
  * Worker-facing service, served over gRPC on the control plane's TLS 1.3 port.
@@ -1643,5 +1839,15 @@ export const WorkerService: GenService<{
     methodKind: 'unary';
     input: typeof CompleteConnectionTestRequestSchema;
     output: typeof CompleteConnectionTestResponseSchema;
+  };
+  /**
+   * Reports the outcome of a replication cleanup handed out by `PullJob`.
+   *
+   * @generated from rpc sluice.v1.WorkerService.CompleteReplicationCleanup
+   */
+  completeReplicationCleanup: {
+    methodKind: 'unary';
+    input: typeof CompleteReplicationCleanupRequestSchema;
+    output: typeof CompleteReplicationCleanupResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_sluice_v1_worker, 0);
