@@ -349,7 +349,7 @@ describe('the replication pipeline run by a worker, end to end', () => {
     expect(first?.email).toBe(hashPii('user2@example.com'));
   });
 
-  it('slows under 30% failed loads with mixed faults for 20 s, then catches up with tables equal', async () => {
+  it('slows under 30% failed loads with mixed faults for a minute, then catches up with tables equal', async () => {
     writer = startWriter(source.config);
     const kinds = [
       { kind: 'http-error', port: 'be', status: 503 },
@@ -360,7 +360,7 @@ describe('the replication pipeline run by a worker, end to end', () => {
     ] as const;
     const loadsAtStart = emulator.requests.filter((r) => r.port === 'be').length;
     let injected = 0;
-    const until = Date.now() + 20_000;
+    const until = Date.now() + 60_000;
     while (Date.now() < until) {
       const loads = emulator.requests.filter((r) => r.port === 'be').length - loadsAtStart;
       if (emulator.faults.pending().length === 0 && injected < 0.3 * (loads + 1)) {
@@ -384,7 +384,7 @@ describe('the replication pipeline run by a worker, end to end', () => {
       throw new Error(`${String(error)}; last difference: ${last}`);
     });
     expect((await status(jobId)).state).toBe(JobState.RUNNING);
-  });
+  }, 240_000);
 
   it('fails a job whose sink password is wrong, naming the datasource and the fix, while the other job keeps replicating', async () => {
     const { sourceId, sinkId } = await createDatasources('badsink', CANARY_WRONG_SINK);
