@@ -3,10 +3,9 @@
 // npm pg-logical-replication decoding to objects (a peer), and Sluice's source into a null consumer that
 // acknowledges every commit. All three ask for pgoutput protocol 1 without streaming of in-progress
 // transactions, so the server does the same work for each.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { PostgresSource } from '@sluice/cdc';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import { round, startSelfSpan } from './measure.ts';
@@ -22,8 +21,6 @@ import {
   libpqEnv,
   TABLE,
 } from './workload.ts';
-
-const run = promisify(execFile);
 
 /** Rounds of each reader in a full run (one in --quick). */
 const REPEATS = 2;
@@ -94,7 +91,7 @@ async function runCase(context: BenchContext, decodeCase: DecodeCase): Promise<R
 
     // Interleaved rounds, best of each: other load on the machine hits every reader alike, and the
     // fastest round is the closest to what the reader can do.
-    const runs: { reference: Reader[]; peer: Reader[]; sluice: Reader[] } = {
+    const runs: { reference: (Reader & { bytes: number })[]; peer: Reader[]; sluice: Reader[] } = {
       reference: [],
       peer: [],
       sluice: [],
@@ -109,6 +106,12 @@ async function runCase(context: BenchContext, decodeCase: DecodeCase): Promise<R
       runs.sluice.push(await readWithSluice(sources[repeat]!, decodeCase.rows, transactions));
       await sources[repeat]!.close();
     }
+    // A pgoutput Insert of these rows is ~215 bytes: a round with less output stopped early.
+    const complete = runs.reference.filter((run) => run.bytes >= decodeCase.rows * 190);
+    if (complete.length < runs.reference.length)
+      context.log(`decode ${decodeCase.label}: discarded a pg_recvlogical round that stopped short`);
+    if (complete.length === 0) throw new Error('pg_recvlogical stopped before the end of the WAL');
+    runs.reference = complete;
     const reference = best(runs.reference);
     const referenceRate = decodeCase.rows / reference.seconds;
     context.references.set(decodeCase.key, referenceRate);
@@ -130,8 +133,10 @@ async function runCase(context: BenchContext, decodeCase: DecodeCase): Promise<R
         },
       };
     };
+    const referenceRow = row('pg_recvlogical → /dev/null (reference)', runs.reference, false);
+    referenceRow.details = { ...referenceRow.details, outputMB: round(reference.bytes / 1e6) };
     return [
-      row('pg_recvlogical → /dev/null (reference)', runs.reference, false),
+      referenceRow,
       row('pg-logical-replication 2.5 → objects', runs.peer, true),
       row('Sluice source → null consumer', runs.sluice, true),
     ];
@@ -141,7 +146,7 @@ async function runCase(context: BenchContext, decodeCase: DecodeCase): Promise<R
   }
 }
 
-function best(runs: Reader[]): Reader {
+function best<T extends Reader>(runs: T[]): T {
   return runs.reduce((fastest, run) => (run.seconds < fastest.seconds ? run : fastest));
 }
 
@@ -150,33 +155,40 @@ interface Reader {
   cpuSeconds: number;
 }
 
+/**
+ * pg_recvlogical writing to stdout, counted and discarded here: the count shows it really read the whole
+ * WAL (it stops at `--endpos`, and a round that stops short must not pass for a fast one).
+ */
 async function readWithRecvlogical(
   context: BenchContext,
   db: BenchDatabase,
   slot: string,
   publication: string,
   end: string,
-): Promise<Reader> {
+): Promise<Reader & { bytes: number }> {
   const started = performance.now();
-  await run(
-    path.join(context.postgresBinDir, 'pg_recvlogical'),
-    [
-      '-d',
-      db.libpq,
-      `--slot=${slot}`,
-      '--start',
-      '-o',
-      'proto_version=1',
-      '-o',
-      `publication_names=${publication}`,
-      '-E',
-      end,
-      '-f',
-      '/dev/null',
-    ],
-    { env: libpqEnv(context.postgres), timeout: 600_000 },
-  );
-  return { seconds: (performance.now() - started) / 1000, cpuSeconds: Number.NaN };
+  const args = ['-d', db.libpq, `--slot=${slot}`, '--start', '-o', 'proto_version=1'];
+  args.push('-o', `publication_names=${publication}`, '-E', end, '-f', '-');
+  const bytes = await new Promise<number>((resolve, reject) => {
+    const child = spawn(path.join(context.postgresBinDir, 'pg_recvlogical'), args, {
+      env: libpqEnv(context.postgres),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 600_000,
+    });
+    let count = 0;
+    let errors = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      count += chunk.length;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      errors += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(count) : reject(new Error(`pg_recvlogical exited ${code}: ${errors.trim()}`)),
+    );
+  });
+  return { seconds: (performance.now() - started) / 1000, cpuSeconds: Number.NaN, bytes };
 }
 
 /** The peer as its README recommends for a sink that must not lose data: acknowledge at each commit. */

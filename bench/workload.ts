@@ -107,8 +107,12 @@ export async function createDatabase(server: PostgresServer, label: string): Pro
   };
 }
 
-/** The WAL position now: readers stop once they have passed it. */
+/**
+ * The end of the WAL written so far: readers stop once they have passed it. The insert position, not
+ * `pg_current_wal_lsn()` (the write position): with `synchronous_commit=off` the last commit record may
+ * not be written yet, and pg_recvlogical then stops at a keep-alive in the middle of the transaction.
+ */
 export async function currentLsn(client: pg.Client): Promise<string> {
-  const { rows } = await client.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+  const { rows } = await client.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
   return rows[0]!.lsn;
 }
