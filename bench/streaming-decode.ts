@@ -133,7 +133,7 @@ async function runCase(context: BenchContext, decodeCase: DecodeCase): Promise<R
         },
       };
     };
-    const referenceRow = row('pg_recvlogical → /dev/null (reference)', runs.reference, false);
+    const referenceRow = row('pg_recvlogical → discarded (reference)', runs.reference, false);
     referenceRow.details = { ...referenceRow.details, outputMB: round(reference.bytes / 1e6) };
     return [
       referenceRow,
