@@ -54,6 +54,7 @@ import {
   workerMayTakeJobs,
 } from '../scheduler/job-leases.ts';
 import { JOB_STATE_VALUES, type JobStateName } from '../scheduler/job-transitions.ts';
+import { createWorkSignal } from '../scheduler/work-signal.ts';
 import { bootstrapTokenHash } from './bootstrap-token-service.ts';
 import { loadDatasource } from './datasource-service.ts';
 import { loadJob } from './job-service.ts';
@@ -68,8 +69,11 @@ export interface WorkerServiceOptions {
   certificateTtlSeconds?: number;
   /** How long a sealed envelope may be opened (TOKEN_TTL, default 60 s). */
   envelopeTtlMs?: number;
-  /** Poll interval of a PullJob long poll while no job is waiting (default 250 ms). */
-  pullPollMs?: number;
+  /**
+   * A waiting PullJob is woken by catalog notifications; it also re-checks after about this long (jittered
+   * ±50%), which is what finds expired leases (default 2,000 ms).
+   */
+  pullFallbackMs?: number;
 }
 
 interface Resolved {
@@ -77,7 +81,7 @@ interface Resolved {
   leaseTtlMs: number;
   certificateTtlSeconds: number;
   envelopeTtlMs: number;
-  pullPollMs: number;
+  pullFallbackMs: number;
 }
 
 const MAX_PULL_WAIT_MS = 30_000;
@@ -118,9 +122,10 @@ export function createWorkerService(
     leaseTtlMs: options.leaseTtlMs ?? heartbeatIntervalMs * 3,
     certificateTtlSeconds: options.certificateTtlSeconds ?? 3_600,
     envelopeTtlMs: options.envelopeTtlMs ?? core.config.envelopeTtlMs,
-    pullPollMs: options.pullPollMs ?? 250,
+    pullFallbackMs: options.pullFallbackMs ?? 2_000,
   };
   const { pool, logger } = core;
+  const workSignal = createWorkSignal(pool, logger, core.shutdownSignal);
   const sweep = setInterval(() => {
     markSilentWorkersOffline(pool, settings.leaseTtlMs).catch(() => undefined);
   }, settings.leaseTtlMs);
@@ -378,11 +383,8 @@ export function createWorkerService(
         if (Date.now() >= deadline || ctx.signal.aborted || core.shutdownSignal.aborted) return {};
         // A worker that announced a drain (or was drained or revoked) gets its answer now, not at the deadline.
         if (!(await workerMayTakeJobs(pool, worker.id))) return {};
-        await sleep(
-          Math.min(settings.pullPollMs, Math.max(0, deadline - Date.now())),
-          ctx.signal,
-          core.shutdownSignal,
-        );
+        const fallback = settings.pullFallbackMs * (0.5 + Math.random());
+        await workSignal.wait(Math.min(fallback, Math.max(0, deadline - Date.now())), ctx.signal);
       }
     },
 
@@ -654,15 +656,4 @@ async function datasourceSecrets(
 function movesForward(stored: JsonValue | null, durableLsn: bigint): boolean {
   const previous = (stored as { durableLsn?: string } | null)?.durableLsn;
   return previous === undefined || durableLsn >= BigInt(previous);
-}
-
-function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    const wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    for (const signal of signals) signal.addEventListener('abort', wake, { once: true });
-  });
 }
