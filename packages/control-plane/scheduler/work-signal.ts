@@ -7,15 +7,19 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 
 export interface WorkSignal {
-  /** Resolves when work may have appeared, after `ms`, or when a signal aborts — whichever comes first. */
-  wait(ms: number, ...signals: AbortSignal[]): Promise<void>;
+  /**
+   * Resolves when work may have appeared (any poll), when `wake(key)` is called for this poll's key, after
+   * `ms`, or when a signal aborts — whichever comes first.
+   */
+  wait(ms: number, key: string, ...signals: AbortSignal[]): Promise<void>;
+  /** Wakes only the polls waiting under `key` (a worker whose own state changed, e.g. it announced a drain). */
+  wake(key: string): void;
 }
 
 export function createWorkSignal(pool: pg.Pool, logger: Logger, shutdown: AbortSignal): WorkSignal {
-  const waiters = new Set<() => void>();
+  const waiters = new Map<() => void, string>();
   const wakeAll = () => {
-    for (const wake of waiters) wake();
-    waiters.clear();
+    for (const wake of [...waiters.keys()]) wake();
   };
   let client: pg.PoolClient | undefined;
 
@@ -48,7 +52,10 @@ export function createWorkSignal(pool: pg.Pool, logger: Logger, shutdown: AbortS
   );
 
   return {
-    wait(ms, ...signals) {
+    wake(key) {
+      for (const [wake, waiting] of [...waiters]) if (waiting === key) wake();
+    },
+    wait(ms, key, ...signals) {
       return new Promise((resolve) => {
         const done = () => {
           clearTimeout(timer);
@@ -56,7 +63,7 @@ export function createWorkSignal(pool: pg.Pool, logger: Logger, shutdown: AbortS
           resolve();
         };
         const timer = setTimeout(done, ms);
-        waiters.add(done);
+        waiters.set(done, key);
         for (const signal of signals) {
           if (signal.aborted) return done();
           signal.addEventListener('abort', done, { once: true });

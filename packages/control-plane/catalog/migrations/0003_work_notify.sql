@@ -1,7 +1,8 @@
 -- Wakes long-polling workers on every control plane sharing this catalog when work may have appeared: a job
--- became pending or lost its lease, a connection test or a cleanup was requested, or a worker's state changed
--- (a draining worker's open poll must answer now). Notifications are delivered at commit and de-duplicated
--- within a transaction. Expired leases emit nothing: the pollers' slow fallback catches those.
+-- became pending or lost its lease, or a connection test or a cleanup was requested. Every notification wakes
+-- every waiting poll, so only these rare events notify — not worker heartbeats or state changes (a draining
+-- worker's own poll is woken in-process). Notifications are delivered at commit and de-duplicated within a
+-- transaction. Expired leases emit nothing: the pollers' slow fallback catches those.
 create or replace function sluice_notify_work() returns trigger
 language plpgsql as $$
 begin
@@ -22,8 +23,3 @@ create trigger connection_tests_notify_work after insert on connection_tests
 drop trigger if exists job_cleanups_notify_work on job_cleanups;
 create trigger job_cleanups_notify_work after insert on job_cleanups
   for each row execute function sluice_notify_work();
-
-drop trigger if exists workers_notify_work on workers;
-create trigger workers_notify_work after update of state, agent_state on workers
-  for each row when (new.state is distinct from old.state or new.agent_state is distinct from old.agent_state)
-  execute function sluice_notify_work();
