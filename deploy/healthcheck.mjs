@@ -1,7 +1,7 @@
 // Container health probe for the Sluice image (Dockerfile HEALTHCHECK, docker-compose.yml). It finds the
 // Sluice process in the container and asks it the question that matters for its role:
 //   control plane — grpc.health.v1 Check over the Connect protocol on its TLS 1.3 port (SLUICE_LISTEN);
-//   worker        — its metrics listener (SLUICE_METRICS_LISTEN) answers GET /metrics.
+//   worker        — its metrics listener (SLUICE_METRICS_LISTEN) answers GET /healthz with 200 while the agent is live.
 // Plain JavaScript because it runs outside the TypeScript project, in the image only. Exit 0 healthy, 1 not.
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -78,8 +78,8 @@ async function probeControlPlane() {
 
 async function probeWorker() {
   const { host, port } = loopbackTarget(process.env.SLUICE_METRICS_LISTEN, 9464);
-  const res = await request(http, { host, port, method: 'GET', path: '/metrics' });
-  if (res.status !== 200) throw new Error(`metrics answered HTTP ${res.status}`);
+  const res = await request(http, { host, port, method: 'GET', path: '/healthz' });
+  if (res.status !== 200) throw new Error(`healthz answered HTTP ${res.status} (agent not live)`);
 }
 
 try {
