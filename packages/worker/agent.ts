@@ -12,8 +12,10 @@ import {
 } from '@sluice/crypto';
 import {
   type ConnectionTest,
+  type DatasourceSecrets,
   type JobLease,
   type ReplicationCleanup,
+  type SealedEnvelope,
   AgentState as WireAgentState,
 } from '@sluice/proto';
 import type { Logger } from 'pino';
@@ -381,19 +383,12 @@ export class WorkerAgent {
 
   async #runConnectionTest(test: ConnectionTest): Promise<void> {
     const { testId } = test;
-    const holder = { workerId: this.#identity!.workerId, jobId: testId, epoch: 0n };
+    const role = test.datasource?.config.case === 'starrocks' ? 'sink' : 'source';
     let result: ConnectionTestResult;
     try {
-      if (!test.credentials) throw new Error('the connection test carries no credentials');
-      const role = test.datasource?.config.case === 'starrocks' ? 'sink' : 'source';
-      const secrets = await openDatasourceSecrets(this.#keys!, test.credentials, holder, role);
-      try {
-        result = await secrets.use((value) =>
-          (this.#options.connectionTester ?? testConnection)(test, value),
-        );
-      } finally {
-        secrets.wipe();
-      }
+      result = await this.#withSealedSecrets(test.credentials, testId, role, (secrets) =>
+        (this.#options.connectionTester ?? testConnection)(test, secrets),
+      );
     } catch (error) {
       result = { ok: false, message: describe(error), serverVersion: '', latencyMs: 0 };
     }
@@ -408,17 +403,11 @@ export class WorkerAgent {
   /** Drops a deleted job's slot and publication on its source; a failure is reported and retried later. */
   async #runCleanup(cleanup: ReplicationCleanup): Promise<void> {
     const { jobId } = cleanup;
-    const holder = { workerId: this.#identity!.workerId, jobId, epoch: 0n };
     let outcome = { ok: true, message: '' };
     try {
-      if (!cleanup.credentials || !cleanup.source)
-        throw new Error('the cleanup carries no source or credentials');
-      const secrets = await openDatasourceSecrets(this.#keys!, cleanup.credentials, holder, 'source');
-      try {
-        await secrets.use((value) => dropReplication(cleanup, value));
-      } finally {
-        secrets.wipe();
-      }
+      await this.#withSealedSecrets(cleanup.credentials, jobId, 'source', (secrets) =>
+        dropReplication(cleanup, secrets),
+      );
       this.#log.info({ jobId }, 'replication slot and publication dropped');
     } catch (error) {
       outcome = { ok: false, message: describe(error) };
@@ -427,6 +416,23 @@ export class WorkerAgent {
     await this.#client!.completeReplicationCleanup({ jobId, ...outcome }).catch((error: unknown) =>
       this.#log.warn({ jobId }, `could not report a replication cleanup: ${describe(error)}`),
     );
+  }
+
+  /** Opens one envelope sealed for (id, epoch 0, role), hands its secrets to `use`, and wipes them after. */
+  async #withSealedSecrets<T>(
+    sealed: SealedEnvelope | undefined,
+    id: string,
+    role: 'source' | 'sink',
+    use: (secrets: DatasourceSecrets) => Promise<T>,
+  ): Promise<T> {
+    if (!sealed) throw new Error(`the work item ${id} carries no credentials`);
+    const holder = { workerId: this.#identity!.workerId, jobId: id, epoch: 0n };
+    const secrets = await openDatasourceSecrets(this.#keys!, sealed, holder, role);
+    try {
+      return await secrets.use(use);
+    } finally {
+      secrets.wipe();
+    }
   }
 
   #abortJob(job: RunningJob, reason: string): void {

@@ -13,8 +13,9 @@ export async function dropReplication(
   if (cleanup.slotName !== name || cleanup.publicationName !== name) {
     throw new Error(`cleanup for job ${cleanup.jobId} names ${cleanup.slotName}, expected ${name}`);
   }
+  if (!cleanup.source) throw new Error(`the cleanup for job ${cleanup.jobId} names no source`);
   const source = new PostgresSource({
-    connection: sourceConnection(cleanup.source!, secrets),
+    connection: sourceConnection(cleanup.source, secrets),
     job: cleanup.jobId,
     tables: [],
   });

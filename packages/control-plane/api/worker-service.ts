@@ -181,23 +181,30 @@ export function createWorkerService(
     return worker;
   }
 
+  /** One datasource's secrets, sealed to `worker` for (job or test id, epoch, role) until the envelope TTL. */
+  async function sealDatasource(
+    db: pg.Pool | pg.PoolClient,
+    worker: WorkerRow,
+    datasourceId: string,
+    bound: { jobId: string; epoch: bigint; role: string },
+  ): Promise<SealedEnvelope> {
+    return sealSecrets(envelopeKeyOf(worker), await datasourceSecrets(db, core, datasourceId), {
+      workerId: worker.id,
+      ...bound,
+      datasourceId,
+      expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+    });
+  }
+
   /** A claimed test with the datasource's secrets sealed to the worker, bound to the test id and epoch 0. */
   async function connectionTest(test: { id: string; datasource_id: string }, worker: WorkerRow) {
     const datasource = await loadDatasource(pool, test.datasource_id);
-    if (!worker.envelope_public_key)
-      throw failedPrecondition('this worker has not sent an envelope public key');
-    const credentials = await sealSecrets(
-      worker.envelope_public_key,
-      await datasourceSecrets(pool, core, test.datasource_id),
-      {
-        workerId: worker.id,
-        jobId: test.id,
-        epoch: 0n,
-        expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
-        role: datasource.config.case === 'starrocks' ? 'sink' : 'source',
-        datasourceId: test.datasource_id,
-      },
-    );
+    const role = datasource.config.case === 'starrocks' ? 'sink' : 'source';
+    const credentials = await sealDatasource(pool, worker, test.datasource_id, {
+      jobId: test.id,
+      epoch: 0n,
+      role,
+    });
     logger.info({ testId: test.id, workerId: worker.id }, 'connection test assigned');
     return create(ConnectionTestSchema, { testId: test.id, datasource, credentials });
   }
@@ -208,20 +215,11 @@ export function createWorkerService(
     worker: WorkerRow,
   ) {
     const source = await loadDatasource(pool, cleanup.source_id);
-    if (!worker.envelope_public_key)
-      throw failedPrecondition('this worker has not sent an envelope public key');
-    const credentials = await sealSecrets(
-      worker.envelope_public_key,
-      await datasourceSecrets(pool, core, cleanup.source_id),
-      {
-        workerId: worker.id,
-        jobId: cleanup.job_id,
-        epoch: 0n,
-        expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
-        role: 'source',
-        datasourceId: cleanup.source_id,
-      },
-    );
+    const credentials = await sealDatasource(pool, worker, cleanup.source_id, {
+      jobId: cleanup.job_id,
+      epoch: 0n,
+      role: 'source',
+    });
     logger.info({ jobId: cleanup.job_id, workerId: worker.id }, 'replication cleanup assigned');
     return create(ReplicationCleanupSchema, {
       jobId: cleanup.job_id,
@@ -418,23 +416,9 @@ export function createWorkerService(
           if (!exists.rowCount) throw notFound('job', req.jobId);
           throw failedPrecondition(`job ${req.jobId} is not leased to this worker at epoch ${req.epoch}`);
         }
-        if (!worker.envelope_public_key)
-          throw failedPrecondition('this worker has not sent an envelope public key');
-        const binding = {
-          workerId: worker.id,
-          jobId: req.jobId,
-          epoch: req.epoch,
-          expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
-        };
-        const publicKey = worker.envelope_public_key;
-        const seal = (role: string, datasourceId: string, secrets: DatasourceSecrets) =>
-          sealSecrets(publicKey, secrets, { ...binding, role, datasourceId });
-        const source = await seal(
-          'source',
-          job.source_id,
-          await datasourceSecrets(client, core, job.source_id),
-        );
-        const sink = await seal('sink', job.sink_id, await datasourceSecrets(client, core, job.sink_id));
+        const bound = { jobId: req.jobId, epoch: req.epoch };
+        const source = await sealDatasource(client, worker, job.source_id, { ...bound, role: 'source' });
+        const sink = await sealDatasource(client, worker, job.sink_id, { ...bound, role: 'sink' });
         let piiKey: SealedEnvelope | undefined;
         if (job.pii_hmac_key_ciphertext) {
           const key = decryptField(
@@ -445,7 +429,17 @@ export function createWorkerService(
             job.pii_hmac_key_ciphertext,
           );
           try {
-            piiKey = await seal('pii_key', '', create(DatasourceSecretsSchema, { hmacKey: key }));
+            piiKey = await sealSecrets(
+              envelopeKeyOf(worker),
+              create(DatasourceSecretsSchema, { hmacKey: key }),
+              {
+                workerId: worker.id,
+                ...bound,
+                role: 'pii_key',
+                datasourceId: '',
+                expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+              },
+            );
           } finally {
             wipe(key);
           }
@@ -627,6 +621,13 @@ const SECRET_FIELDS = [
   ['ssl_client_key_ciphertext', 'ssl_client_key', 'sslClientKey'],
   ['ca_cert_ciphertext', 'ca_cert', 'caCert'],
 ] as const;
+
+/** The key a worker's envelopes are sealed to; a worker that never sent one can't be given secrets. */
+function envelopeKeyOf(worker: WorkerRow): Uint8Array {
+  if (!worker.envelope_public_key)
+    throw failedPrecondition('this worker has not sent an envelope public key');
+  return worker.envelope_public_key;
+}
 
 /** Seals a secrets message to one worker's envelope key, wiping the serialised plaintext afterwards. */
 async function sealSecrets(
