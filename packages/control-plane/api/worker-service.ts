@@ -46,8 +46,8 @@ import {
   claimConnectionTest,
   claimReplicationCleanup,
   grantJob,
+  heldJob,
   type LeaseRow,
-  lockHeldJob,
   markSilentWorkersOffline,
   releaseLease,
   renewLeases,
@@ -183,12 +183,11 @@ export function createWorkerService(
 
   /** One datasource's secrets, sealed to `worker` for (job or test id, epoch, role) until the envelope TTL. */
   async function sealDatasource(
-    db: pg.Pool | pg.PoolClient,
     worker: WorkerRow,
     datasourceId: string,
     bound: { jobId: string; epoch: bigint; role: string },
   ): Promise<SealedEnvelope> {
-    return sealSecrets(envelopeKeyOf(worker), await datasourceSecrets(db, core, datasourceId), {
+    return sealSecrets(envelopeKeyOf(worker), await datasourceSecrets(pool, core, datasourceId), {
       workerId: worker.id,
       ...bound,
       datasourceId,
@@ -200,7 +199,7 @@ export function createWorkerService(
   async function connectionTest(test: { id: string; datasource_id: string }, worker: WorkerRow) {
     const datasource = await loadDatasource(pool, test.datasource_id);
     const role = datasource.config.case === 'starrocks' ? 'sink' : 'source';
-    const credentials = await sealDatasource(pool, worker, test.datasource_id, {
+    const credentials = await sealDatasource(worker, test.datasource_id, {
       jobId: test.id,
       epoch: 0n,
       role,
@@ -215,7 +214,7 @@ export function createWorkerService(
     worker: WorkerRow,
   ) {
     const source = await loadDatasource(pool, cleanup.source_id);
-    const credentials = await sealDatasource(pool, worker, cleanup.source_id, {
+    const credentials = await sealDatasource(worker, cleanup.source_id, {
       jobId: cleanup.job_id,
       epoch: 0n,
       role: 'source',
@@ -403,52 +402,47 @@ export function createWorkerService(
       const worker = await authenticate(ctx);
       if (!isUuid(req.jobId)) throw invalidArgument('job_id must be a UUID');
       const ids = { workerId: worker.id, resourceId: req.jobId };
-      const client = await pool.connect();
-      try {
-        const job = await lockHeldJob<{
-          source_id: string;
-          sink_id: string;
-          pii_hmac_key_ciphertext: Buffer | null;
-        }>(client, req.jobId, worker.id, req.epoch, true);
-        if (!job) {
-          await audit(ctx, 'credentials.issue', 'denied', ids);
-          const exists = await client.query('select 1 from jobs where id = $1', [req.jobId]);
-          if (!exists.rowCount) throw notFound('job', req.jobId);
-          throw failedPrecondition(`job ${req.jobId} is not leased to this worker at epoch ${req.epoch}`);
-        }
-        const bound = { jobId: req.jobId, epoch: req.epoch };
-        const source = await sealDatasource(client, worker, job.source_id, { ...bound, role: 'source' });
-        const sink = await sealDatasource(client, worker, job.sink_id, { ...bound, role: 'sink' });
-        let piiKey: SealedEnvelope | undefined;
-        if (job.pii_hmac_key_ciphertext) {
-          const key = decryptField(
-            core.keyring,
-            'jobs',
-            req.jobId,
-            'pii_hmac_key',
-            job.pii_hmac_key_ciphertext,
-          );
-          try {
-            piiKey = await sealSecrets(
-              envelopeKeyOf(worker),
-              create(DatasourceSecretsSchema, { hmacKey: key }),
-              {
-                workerId: worker.id,
-                ...bound,
-                role: 'pii_key',
-                datasourceId: '',
-                expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
-              },
-            );
-          } finally {
-            wipe(key);
-          }
-        }
-        await audit(ctx, 'credentials.issue', 'success', ids);
-        return { source, sink, ...(piiKey && { piiKey }) };
-      } finally {
-        client.release();
+      const job = await heldJob<{
+        source_id: string;
+        sink_id: string;
+        pii_hmac_key_ciphertext: Buffer | null;
+      }>(pool, req.jobId, worker.id, req.epoch, { requireUnexpired: true });
+      if (!job) {
+        await audit(ctx, 'credentials.issue', 'denied', ids);
+        const exists = await pool.query('select 1 from jobs where id = $1', [req.jobId]);
+        if (!exists.rowCount) throw notFound('job', req.jobId);
+        throw failedPrecondition(`job ${req.jobId} is not leased to this worker at epoch ${req.epoch}`);
       }
+      const bound = { jobId: req.jobId, epoch: req.epoch };
+      const source = await sealDatasource(worker, job.source_id, { ...bound, role: 'source' });
+      const sink = await sealDatasource(worker, job.sink_id, { ...bound, role: 'sink' });
+      let piiKey: SealedEnvelope | undefined;
+      if (job.pii_hmac_key_ciphertext) {
+        const key = decryptField(
+          core.keyring,
+          'jobs',
+          req.jobId,
+          'pii_hmac_key',
+          job.pii_hmac_key_ciphertext,
+        );
+        try {
+          piiKey = await sealSecrets(
+            envelopeKeyOf(worker),
+            create(DatasourceSecretsSchema, { hmacKey: key }),
+            {
+              workerId: worker.id,
+              ...bound,
+              role: 'pii_key',
+              datasourceId: '',
+              expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+            },
+          );
+        } finally {
+          wipe(key);
+        }
+      }
+      await audit(ctx, 'credentials.issue', 'success', ids);
+      return { source, sink, ...(piiKey && { piiKey }) };
     },
 
     async reportProgress(req, ctx) {
@@ -459,11 +453,12 @@ export function createWorkerService(
       const client = await pool.connect();
       try {
         await client.query('begin');
-        const job = await lockHeldJob<{ state: string; checkpoint: JsonValue | null }>(
+        const job = await heldJob<{ state: string; checkpoint: JsonValue | null }>(
           client,
           req.jobId,
           worker.id,
           req.epoch,
+          { lock: true },
         );
         if (!job) {
           await client.query('rollback');
@@ -645,7 +640,7 @@ async function sealSecrets(
 
 /** Decrypts one datasource's secret columns into the message that travels sealed. */
 async function datasourceSecrets(
-  client: pg.Pool | pg.PoolClient,
+  client: pg.Pool,
   core: ControlPlaneCore,
   id: string,
 ): Promise<DatasourceSecrets> {

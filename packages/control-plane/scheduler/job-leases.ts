@@ -69,21 +69,22 @@ export async function renewLeases(
 }
 
 /**
- * Locks the job row if `workerId` holds it at `epoch` (expired but not yet granted again still counts: nobody
- * else has it). Returns undefined when the lease moved on.
+ * The job row if `workerId` holds it at `epoch` (expired but not yet granted again still counts: nobody else
+ * has it), or undefined when the lease moved on. `lock` takes the row lock, for callers inside a transaction
+ * that update the row; `requireUnexpired` also refuses a lease past its expiry.
  */
-export async function lockHeldJob<Row extends pg.QueryResultRow>(
-  client: pg.PoolClient,
+export async function heldJob<Row extends pg.QueryResultRow>(
+  db: pg.Pool | pg.PoolClient,
   jobId: string,
   workerId: string,
   epoch: bigint,
-  requireUnexpired = false,
+  { lock = false, requireUnexpired = false } = {},
 ): Promise<Row | undefined> {
-  const result = await client.query<Row>(
+  const result = await db.query<Row>(
     `select * from jobs
       where id = $1 and lease_worker_id = $2 and lease_epoch = $3
         ${requireUnexpired ? 'and lease_expires_at > now()' : ''}
-      for update`,
+      ${lock ? 'for update' : ''}`,
     [jobId, workerId, epoch.toString()],
   );
   return result.rows[0];
