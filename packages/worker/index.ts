@@ -10,7 +10,6 @@ export {
 } from './control-client.ts';
 export { type JobCredentials, openDatasourceSecrets, openJobCredentials } from './credentials.ts';
 export {
-  createPlaceholderRunner,
   type JobContext,
   type JobRun,
   type JobRunner,

@@ -2,14 +2,7 @@
 // plane; a runner owns the data path. A runner must save its checkpoint through `report` before it
 // resolves `done` after a drain, because the next holder resumes from that checkpoint.
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import {
-  type JobLease,
-  JobPhase,
-  JobState,
-  type ReportProgressRequestSchema,
-  type ReportProgressResponse,
-  TableState,
-} from '@sluice/proto';
+import type { JobLease, ReportProgressRequestSchema, ReportProgressResponse } from '@sluice/proto';
 import type { Logger } from 'pino';
 import type { JobCredentials } from './credentials.ts';
 
@@ -44,48 +37,4 @@ export type JobRunner = (context: JobContext) => JobRun;
 /** The control plane refused a report because another grant of the job has a higher epoch. */
 export class StaleLeaseError extends Error {
   override name = 'StaleLeaseError';
-}
-
-/**
- * PLACEHOLDER until the replication pipeline lands (issue "The replication pipeline, run by workers"): opens
- * the job's credentials to prove the envelope path, then reports a snapshot phase followed by streaming
- * heartbeats, and releases its lease on drain. It moves no rows.
- */
-export function createPlaceholderRunner(reportEveryMs = 1_000): JobRunner {
-  return (context) => {
-    let drain = false;
-    let wake: () => void = () => undefined;
-    const stopped = new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    context.signal.addEventListener('abort', () => wake(), { once: true });
-
-    const done = (async () => {
-      const credentials = await context.credentials();
-      credentials.source.wipe();
-      credentials.sink.wipe();
-      credentials.piiKey?.wipe();
-      const tables = (context.lease.spec?.job?.tables ?? []).map((table) => ({
-        table,
-        state: TableState.STREAMING,
-      }));
-      await context.report({ phase: JobPhase.SNAPSHOT, tables });
-      while (!context.signal.aborted && !drain) {
-        const answer = await context.report({ phase: JobPhase.STREAMING, tables });
-        if (answer.desiredState !== JobState.RUNNING) return;
-        await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, reportEveryMs))]);
-      }
-      if (drain && !context.signal.aborted) {
-        await context.report({ phase: JobPhase.STREAMING, tables, released: true });
-      }
-    })();
-
-    return {
-      stop(options) {
-        drain = options.drain;
-        wake();
-      },
-      done,
-    };
-  };
 }
