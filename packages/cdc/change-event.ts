@@ -34,6 +34,16 @@ export interface ColumnSchema {
   name: string;
   type: PgColumnType;
   nullable: boolean;
+  /**
+   * What rows that existed before the column was added hold, where PostgreSQL filled them without writing
+   * WAL (so no change event will ever carry it):
+   * - `{ value }`: a constant default (`pg_attribute.atthasmissing`/`attmissingval`), decoded like any value;
+   * - `'unknown'`: the column has a default but no missing value (a volatile default rewrote the table, or
+   *   the default was set after the column was added): only a copy of the table tells;
+   * - absent: those rows hold NULL.
+   * Only meaningful when the sink adds the column to a table that already has rows.
+   */
+  backfill?: { value: ColumnValue } | 'unknown';
 }
 
 export interface TableSchema {

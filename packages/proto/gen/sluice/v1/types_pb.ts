@@ -18,7 +18,7 @@ import { file_google_protobuf_timestamp } from '@bufbuild/protobuf/wkt';
 export const file_sluice_v1_types: GenFile =
   /*@__PURE__*/
   fileDesc(
-    'ChVzbHVpY2UvdjEvdHlwZXMucHJvdG8SCXNsdWljZS52MSIoCghUYWJsZVJlZhIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCSI/CglDb2x1bW5SZWYSIgoFdGFibGUYASABKAsyEy5zbHVpY2UudjEuVGFibGVSZWYSDgoGY29sdW1uGAIgASgJIuQBChJQb3N0Z3Jlc0RhdGFzb3VyY2USDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhAKCGRhdGFiYXNlGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEiQKCHNzbF9tb2RlGAUgASgOMhIuc2x1aWNlLnYxLlNzbE1vZGUSFAoMaGFzX3Bhc3N3b3JkGAYgASgIEhkKEWhhc19zc2xfcm9vdF9jZXJ0GAcgASgIEhsKE2hhc19zc2xfY2xpZW50X2NlcnQYCCABKAgSGgoSaGFzX3NzbF9jbGllbnRfa2V5GAkgASgIIvkBChNTdGFyUm9ja3NEYXRhc291cmNlEg8KB2ZlX2hvc3QYASABKAkSEQoJaHR0cF9wb3J0GAIgASgNEhIKCm15c3FsX3BvcnQYAyABKA0SEAoIdXNlcm5hbWUYBCABKAkSEAoIZGF0YWJhc2UYBSABKAkSEwoLc3NsX2VuYWJsZWQYBiABKAgSFAoMaGFzX3Bhc3N3b3JkGAcgASgIEhMKC2hhc19jYV9jZXJ0GAggASgIEiMKG2FsbG93X3BsYWludGV4dF9iZV9yZWRpcmVjdBgJIAEoCBIhChlyZXdyaXRlX2xvb3BiYWNrX3JlZGlyZWN0GAogASgIIqECCgpEYXRhc291cmNlEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSJwoEa2luZBgDIAEoDjIZLnNsdWljZS52MS5EYXRhc291cmNlS2luZBIxCghwb3N0Z3JlcxgEIAEoCzIdLnNsdWljZS52MS5Qb3N0Z3Jlc0RhdGFzb3VyY2VIABIzCglzdGFycm9ja3MYBSABKAsyHi5zbHVpY2UudjEuU3RhclJvY2tzRGF0YXNvdXJjZUgAEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBmNvbmZpZyKQAQoRRGF0YXNvdXJjZVNlY3JldHMSEAoIcGFzc3dvcmQYASABKAkSFQoNc3NsX3Jvb3RfY2VydBgCIAEoCRIXCg9zc2xfY2xpZW50X2NlcnQYAyABKAkSFgoOc3NsX2NsaWVudF9rZXkYBCABKAkSDwoHY2FfY2VydBgFIAEoCRIQCghobWFjX2tleRgGIAEoDCKzAQoPRW52ZWxvcGVCaW5kaW5nEhEKCXdvcmtlcl9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSDQoFZXBvY2gYAyABKAQSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEcm9sZRgFIAEoDjIZLnNsdWljZS52MS5DcmVkZW50aWFsUm9sZRIVCg1kYXRhc291cmNlX2lkGAYgASgJInwKDlNlYWxlZEVudmVsb3BlEg8KB3ZlcnNpb24YASABKA0SKwoHYmluZGluZxgCIAEoCzIaLnNsdWljZS52MS5FbnZlbG9wZUJpbmRpbmcSGAoQZW5jYXBzdWxhdGVkX2tleRgDIAEoDBISCgpjaXBoZXJ0ZXh0GAQgASgMItcCCgpKb2JPcHRpb25zEh0KEGluaXRpYWxfc25hcHNob3QYASABKAhIAIgBARIWCg5iYXRjaF9tYXhfcm93cxgCIAEoDRIXCg9iYXRjaF9tYXhfYnl0ZXMYAyABKAQSGQoRZmx1c2hfaW50ZXJ2YWxfbXMYBCABKA0SKgoMaGFzaF9jb2x1bW5zGAUgAygLMhQuc2x1aWNlLnYxLkNvbHVtblJlZhItCg9leGNsdWRlX2NvbHVtbnMYBiADKAsyFC5zbHVpY2UudjEuQ29sdW1uUmVmEhUKDWtleWVkX2hhc2hpbmcYByABKAgSHAoUc25hcHNob3RfcGFyYWxsZWxpc20YCCABKA0SHAoUc25hcHNob3RfcmFuZ2VfcGFnZXMYCSABKA0SGwoTbWF4X2luX2ZsaWdodF9ieXRlcxgKIAEoBEITChFfaW5pdGlhbF9zbmFwc2hvdCKUAgoDSm9iEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJc291cmNlX2lkGAMgASgJEg8KB3NpbmtfaWQYBCABKAkSIwoGdGFibGVzGAUgAygLMhMuc2x1aWNlLnYxLlRhYmxlUmVmEiYKB29wdGlvbnMYBiABKAsyFS5zbHVpY2UudjEuSm9iT3B0aW9ucxIiCgVzdGF0ZRgHIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5CghKb2JFcnJvchIiCgRraW5kGAEgASgOMhQuc2x1aWNlLnYxLkVycm9yS2luZBIPCgdtZXNzYWdlGAIgASgJEhAKCHNvbHV0aW9uGAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJoCg1TbmFwc2hvdFJhbmdlEiIKBXRhYmxlGAEgASgLMhMuc2x1aWNlLnYxLlRhYmxlUmVmEg0KBWluZGV4GAIgASgNEhIKCnN0YXJ0X3BhZ2UYAyABKAQSEAoIZW5kX3BhZ2UYBCABKAQiwwEKDUpvYkNoZWNrcG9pbnQSHAoUY29uc2lzdGVudF9wb2ludF9sc24YASABKAQSEwoLZHVyYWJsZV9sc24YAiABKAQSMgoQY29tcGxldGVkX3JhbmdlcxgDIAMoCzIYLnNsdWljZS52MS5TbmFwc2hvdFJhbmdlEhkKEXNuYXBzaG90X2NvbXBsZXRlGAQgASgIEjAKDnBsYW5uZWRfcmFuZ2VzGAUgAygLMhguc2x1aWNlLnYxLlNuYXBzaG90UmFuZ2UivQIKDVRhYmxlUHJvZ3Jlc3MSIgoFdGFibGUYASABKAsyEy5zbHVpY2UudjEuVGFibGVSZWYSJAoFc3RhdGUYAiABKA4yFS5zbHVpY2UudjEuVGFibGVTdGF0ZRIVCg1zbmFwc2hvdF9yb3dzGAMgASgEEhYKDnNuYXBzaG90X2J5dGVzGAQgASgEEh4KFnNuYXBzaG90X3Jvd3NfZXN0aW1hdGUYBSABKAQSEwoLcmFuZ2VzX2RvbmUYBiABKA0SFAoMcmFuZ2VzX3RvdGFsGAcgASgNEg8KB2luc2VydHMYCCABKAQSDwoHdXBkYXRlcxgJIAEoBBIPCgdkZWxldGVzGAogASgEEhEKCXRydW5jYXRlcxgLIAEoBBIiCgVlcnJvchgMIAEoCzITLnNsdWljZS52MS5Kb2JFcnJvciKSAwoJSm9iU3RhdHVzEg4KBmpvYl9pZBgBIAEoCRIiCgVzdGF0ZRgCIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZRIiCgVwaGFzZRgDIAEoDjITLnNsdWljZS52MS5Kb2JQaGFzZRIRCgl3b3JrZXJfaWQYBCABKAkSDQoFZXBvY2gYBSABKAQSEQoJbGFnX2J5dGVzGAYgASgEEhMKC2xhZ19zZWNvbmRzGAcgASgBEhcKD3Jvd3NfcGVyX3NlY29uZBgIIAEoARIYChBieXRlc19wZXJfc2Vjb25kGAkgASgBEigKBnRhYmxlcxgKIAMoCzIYLnNsdWljZS52MS5UYWJsZVByb2dyZXNzEicKCmxhc3RfZXJyb3IYCyABKAsyEy5zbHVpY2UudjEuSm9iRXJyb3ISLAoKY2hlY2twb2ludBgMIAEoCzIYLnNsdWljZS52MS5Kb2JDaGVja3BvaW50Ei8KC3JlcG9ydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKfAwoGV29ya2VyEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSLQoGbGFiZWxzGAQgAygLMh0uc2x1aWNlLnYxLldvcmtlci5MYWJlbHNFbnRyeRIlCgVzdGF0ZRgFIAEoDjIWLnNsdWljZS52MS5Xb3JrZXJTdGF0ZRIqCgthZ2VudF9zdGF0ZRgGIAEoDjIVLnNsdWljZS52MS5BZ2VudFN0YXRlEjEKDXJlZ2lzdGVyZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI6ChZjZXJ0aWZpY2F0ZV9leHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdqb2JfaWRzGAogAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhEKDVJPTEVfT1BFUkFUT1IQAhIPCgtST0xFX1ZJRVdFUhADKqoBCgdTc2xNb2RlEhgKFFNTTF9NT0RFX1VOU1BFQ0lGSUVEEAASFAoQU1NMX01PREVfRElTQUJMRRABEhIKDlNTTF9NT0RFX0FMTE9XEAISEwoPU1NMX01PREVfUFJFRkVSEAMSFAoQU1NMX01PREVfUkVRVUlSRRAEEhYKElNTTF9NT0RFX1ZFUklGWV9DQRAFEhgKFFNTTF9NT0RFX1ZFUklGWV9GVUxMEAYqbgoORGF0YXNvdXJjZUtpbmQSHwobREFUQVNPVVJDRV9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYREFUQVNPVVJDRV9LSU5EX1BPU1RHUkVTEAESHQoZREFUQVNPVVJDRV9LSU5EX1NUQVJST0NLUxACKq0BCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVEVfQ1JFQVRFRBABEhUKEUpPQl9TVEFURV9QRU5ESU5HEAISFQoRSk9CX1NUQVRFX1JVTk5JTkcQAxIUChBKT0JfU1RBVEVfUEFVU0VEEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhUKEUpPQl9TVEFURV9TVE9QUEVEEAYqVgoISm9iUGhhc2USGQoVSk9CX1BIQVNFX1VOU1BFQ0lGSUVEEAASFgoSSk9CX1BIQVNFX1NOQVBTSE9UEAESFwoTSk9CX1BIQVNFX1NUUkVBTUlORxACKqQBCgpUYWJsZVN0YXRlEhsKF1RBQkxFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQVEFCTEVfU1RBVEVfSU5JVBABEhcKE1RBQkxFX1NUQVRFX0NPUFlJTkcQAhIWChJUQUJMRV9TVEFURV9DT1BJRUQQAxIZChVUQUJMRV9TVEFURV9TVFJFQU1JTkcQBBIXChNUQUJMRV9TVEFURV9FUlJPUkVEEAUqcAoJRXJyb3JLaW5kEhoKFkVSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABIYChRFUlJPUl9LSU5EX1RSQU5TSUVOVBABEhcKE0VSUk9SX0tJTkRfT1BFUkFUT1IQAhIUChBFUlJPUl9LSU5EX0ZBVEFMEAMqkwEKC1dvcmtlclN0YXRlEhwKGFdPUktFUl9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1dPUktFUl9TVEFURV9BQ1RJVkUQARIZChVXT1JLRVJfU1RBVEVfRFJBSU5JTkcQAhIYChRXT1JLRVJfU1RBVEVfT0ZGTElORRADEhgKFFdPUktFUl9TVEFURV9SRVZPS0VEEAQqxAEKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdBR0VOVF9TVEFURV9JTklUSUFMSVpFRBABEhcKE0FHRU5UX1NUQVRFX1JVTk5JTkcQAhIYChRBR0VOVF9TVEFURV9EUkFJTklORxADEhgKFEFHRU5UX1NUQVRFX1NUT1BQSU5HEAQSFwoTQUdFTlRfU1RBVEVfU1RPUFBFRBAFEhYKEkFHRU5UX1NUQVRFX0ZBSUxFRBAGKoQBCg5DcmVkZW50aWFsUm9sZRIfChtDUkVERU5USUFMX1JPTEVfVU5TUEVDSUZJRUQQABIaChZDUkVERU5USUFMX1JPTEVfU09VUkNFEAESGAoUQ1JFREVOVElBTF9ST0xFX1NJTksQAhIbChdDUkVERU5USUFMX1JPTEVfUElJX0tFWRADYgZwcm90bzM',
+    'ChVzbHVpY2UvdjEvdHlwZXMucHJvdG8SCXNsdWljZS52MSIoCghUYWJsZVJlZhIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCSI/CglDb2x1bW5SZWYSIgoFdGFibGUYASABKAsyEy5zbHVpY2UudjEuVGFibGVSZWYSDgoGY29sdW1uGAIgASgJIuQBChJQb3N0Z3Jlc0RhdGFzb3VyY2USDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhAKCGRhdGFiYXNlGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEiQKCHNzbF9tb2RlGAUgASgOMhIuc2x1aWNlLnYxLlNzbE1vZGUSFAoMaGFzX3Bhc3N3b3JkGAYgASgIEhkKEWhhc19zc2xfcm9vdF9jZXJ0GAcgASgIEhsKE2hhc19zc2xfY2xpZW50X2NlcnQYCCABKAgSGgoSaGFzX3NzbF9jbGllbnRfa2V5GAkgASgIIvkBChNTdGFyUm9ja3NEYXRhc291cmNlEg8KB2ZlX2hvc3QYASABKAkSEQoJaHR0cF9wb3J0GAIgASgNEhIKCm15c3FsX3BvcnQYAyABKA0SEAoIdXNlcm5hbWUYBCABKAkSEAoIZGF0YWJhc2UYBSABKAkSEwoLc3NsX2VuYWJsZWQYBiABKAgSFAoMaGFzX3Bhc3N3b3JkGAcgASgIEhMKC2hhc19jYV9jZXJ0GAggASgIEiMKG2FsbG93X3BsYWludGV4dF9iZV9yZWRpcmVjdBgJIAEoCBIhChlyZXdyaXRlX2xvb3BiYWNrX3JlZGlyZWN0GAogASgIIqECCgpEYXRhc291cmNlEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSJwoEa2luZBgDIAEoDjIZLnNsdWljZS52MS5EYXRhc291cmNlS2luZBIxCghwb3N0Z3JlcxgEIAEoCzIdLnNsdWljZS52MS5Qb3N0Z3Jlc0RhdGFzb3VyY2VIABIzCglzdGFycm9ja3MYBSABKAsyHi5zbHVpY2UudjEuU3RhclJvY2tzRGF0YXNvdXJjZUgAEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBmNvbmZpZyKQAQoRRGF0YXNvdXJjZVNlY3JldHMSEAoIcGFzc3dvcmQYASABKAkSFQoNc3NsX3Jvb3RfY2VydBgCIAEoCRIXCg9zc2xfY2xpZW50X2NlcnQYAyABKAkSFgoOc3NsX2NsaWVudF9rZXkYBCABKAkSDwoHY2FfY2VydBgFIAEoCRIQCghobWFjX2tleRgGIAEoDCKzAQoPRW52ZWxvcGVCaW5kaW5nEhEKCXdvcmtlcl9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSDQoFZXBvY2gYAyABKAQSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEcm9sZRgFIAEoDjIZLnNsdWljZS52MS5DcmVkZW50aWFsUm9sZRIVCg1kYXRhc291cmNlX2lkGAYgASgJInwKDlNlYWxlZEVudmVsb3BlEg8KB3ZlcnNpb24YASABKA0SKwoHYmluZGluZxgCIAEoCzIaLnNsdWljZS52MS5FbnZlbG9wZUJpbmRpbmcSGAoQZW5jYXBzdWxhdGVkX2tleRgDIAEoDBISCgpjaXBoZXJ0ZXh0GAQgASgMIogDCgpKb2JPcHRpb25zEh0KEGluaXRpYWxfc25hcHNob3QYASABKAhIAIgBARIWCg5iYXRjaF9tYXhfcm93cxgCIAEoDRIXCg9iYXRjaF9tYXhfYnl0ZXMYAyABKAQSGQoRZmx1c2hfaW50ZXJ2YWxfbXMYBCABKA0SKgoMaGFzaF9jb2x1bW5zGAUgAygLMhQuc2x1aWNlLnYxLkNvbHVtblJlZhItCg9leGNsdWRlX2NvbHVtbnMYBiADKAsyFC5zbHVpY2UudjEuQ29sdW1uUmVmEhUKDWtleWVkX2hhc2hpbmcYByABKAgSHAoUc25hcHNob3RfcGFyYWxsZWxpc20YCCABKA0SHAoUc25hcHNob3RfcmFuZ2VfcGFnZXMYCSABKA0SGwoTbWF4X2luX2ZsaWdodF9ieXRlcxgKIAEoBBIvCg5jb2x1bW5fb3B0aW9ucxgLIAMoCzIXLnNsdWljZS52MS5Db2x1bW5PcHRpb25CEwoRX2luaXRpYWxfc25hcHNob3QimwEKDENvbHVtbk9wdGlvbhIkCgZjb2x1bW4YASABKAsyFC5zbHVpY2UudjEuQ29sdW1uUmVmEicKBnRhcmdldBgCIAEoDjIXLnNsdWljZS52MS5Db2x1bW5UYXJnZXQSPAoSb25fdW5yZXByZXNlbnRhYmxlGAMgASgOMiAuc2x1aWNlLnYxLlVucmVwcmVzZW50YWJsZVBvbGljeSKUAgoDSm9iEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJc291cmNlX2lkGAMgASgJEg8KB3NpbmtfaWQYBCABKAkSIwoGdGFibGVzGAUgAygLMhMuc2x1aWNlLnYxLlRhYmxlUmVmEiYKB29wdGlvbnMYBiABKAsyFS5zbHVpY2UudjEuSm9iT3B0aW9ucxIiCgVzdGF0ZRgHIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5CghKb2JFcnJvchIiCgRraW5kGAEgASgOMhQuc2x1aWNlLnYxLkVycm9yS2luZBIPCgdtZXNzYWdlGAIgASgJEhAKCHNvbHV0aW9uGAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJoCg1TbmFwc2hvdFJhbmdlEiIKBXRhYmxlGAEgASgLMhMuc2x1aWNlLnYxLlRhYmxlUmVmEg0KBWluZGV4GAIgASgNEhIKCnN0YXJ0X3BhZ2UYAyABKAQSEAoIZW5kX3BhZ2UYBCABKAQi7wEKDUpvYkNoZWNrcG9pbnQSHAoUY29uc2lzdGVudF9wb2ludF9sc24YASABKAQSEwoLZHVyYWJsZV9sc24YAiABKAQSMgoQY29tcGxldGVkX3JhbmdlcxgDIAMoCzIYLnNsdWljZS52MS5TbmFwc2hvdFJhbmdlEhkKEXNuYXBzaG90X2NvbXBsZXRlGAQgASgIEjAKDnBsYW5uZWRfcmFuZ2VzGAUgAygLMhguc2x1aWNlLnYxLlNuYXBzaG90UmFuZ2USKgoNcmVzeW5jX3RhYmxlcxgGIAMoCzITLnNsdWljZS52MS5UYWJsZVJlZiLsAgoNVGFibGVQcm9ncmVzcxIiCgV0YWJsZRgBIAEoCzITLnNsdWljZS52MS5UYWJsZVJlZhIkCgVzdGF0ZRgCIAEoDjIVLnNsdWljZS52MS5UYWJsZVN0YXRlEhUKDXNuYXBzaG90X3Jvd3MYAyABKAQSFgoOc25hcHNob3RfYnl0ZXMYBCABKAQSHgoWc25hcHNob3Rfcm93c19lc3RpbWF0ZRgFIAEoBBITCgtyYW5nZXNfZG9uZRgGIAEoDRIUCgxyYW5nZXNfdG90YWwYByABKA0SDwoHaW5zZXJ0cxgIIAEoBBIPCgd1cGRhdGVzGAkgASgEEg8KB2RlbGV0ZXMYCiABKAQSEQoJdHJ1bmNhdGVzGAsgASgEEiIKBWVycm9yGAwgASgLMhMuc2x1aWNlLnYxLkpvYkVycm9yEhUKDXZhbHVlc19udWxsZWQYDSABKAQSFgoOdmFsdWVzX2NsYW1wZWQYDiABKAQikgMKCUpvYlN0YXR1cxIOCgZqb2JfaWQYASABKAkSIgoFc3RhdGUYAiABKA4yEy5zbHVpY2UudjEuSm9iU3RhdGUSIgoFcGhhc2UYAyABKA4yEy5zbHVpY2UudjEuSm9iUGhhc2USEQoJd29ya2VyX2lkGAQgASgJEg0KBWVwb2NoGAUgASgEEhEKCWxhZ19ieXRlcxgGIAEoBBITCgtsYWdfc2Vjb25kcxgHIAEoARIXCg9yb3dzX3Blcl9zZWNvbmQYCCABKAESGAoQYnl0ZXNfcGVyX3NlY29uZBgJIAEoARIoCgZ0YWJsZXMYCiADKAsyGC5zbHVpY2UudjEuVGFibGVQcm9ncmVzcxInCgpsYXN0X2Vycm9yGAsgASgLMhMuc2x1aWNlLnYxLkpvYkVycm9yEiwKCmNoZWNrcG9pbnQYDCABKAsyGC5zbHVpY2UudjEuSm9iQ2hlY2twb2ludBIvCgtyZXBvcnRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwMKBldvcmtlchIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEi0KBmxhYmVscxgEIAMoCzIdLnNsdWljZS52MS5Xb3JrZXIuTGFiZWxzRW50cnkSJQoFc3RhdGUYBSABKA4yFi5zbHVpY2UudjEuV29ya2VyU3RhdGUSKgoLYWdlbnRfc3RhdGUYBiABKA4yFS5zbHVpY2UudjEuQWdlbnRTdGF0ZRIxCg1yZWdpc3RlcmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X2hlYXJ0YmVhdF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoWY2VydGlmaWNhdGVfZXhwaXJlc19hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHam9iX2lkcxgKIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARIRCg1ST0xFX09QRVJBVE9SEAISDwoLUk9MRV9WSUVXRVIQAyqqAQoHU3NsTW9kZRIYChRTU0xfTU9ERV9VTlNQRUNJRklFRBAAEhQKEFNTTF9NT0RFX0RJU0FCTEUQARISCg5TU0xfTU9ERV9BTExPVxACEhMKD1NTTF9NT0RFX1BSRUZFUhADEhQKEFNTTF9NT0RFX1JFUVVJUkUQBBIWChJTU0xfTU9ERV9WRVJJRllfQ0EQBRIYChRTU0xfTU9ERV9WRVJJRllfRlVMTBAGKm4KDkRhdGFzb3VyY2VLaW5kEh8KG0RBVEFTT1VSQ0VfS0lORF9VTlNQRUNJRklFRBAAEhwKGERBVEFTT1VSQ0VfS0lORF9QT1NUR1JFUxABEh0KGURBVEFTT1VSQ0VfS0lORF9TVEFSUk9DS1MQAiqtAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX0NSRUFURUQQARIVChFKT0JfU1RBVEVfUEVORElORxACEhUKEUpPQl9TVEFURV9SVU5OSU5HEAMSFAoQSk9CX1NUQVRFX1BBVVNFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIVChFKT0JfU1RBVEVfU1RPUFBFRBAGKlYKCEpvYlBoYXNlEhkKFUpPQl9QSEFTRV9VTlNQRUNJRklFRBAAEhYKEkpPQl9QSEFTRV9TTkFQU0hPVBABEhcKE0pPQl9QSEFTRV9TVFJFQU1JTkcQAiqkAQoKVGFibGVTdGF0ZRIbChdUQUJMRV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEFRBQkxFX1NUQVRFX0lOSVQQARIXChNUQUJMRV9TVEFURV9DT1BZSU5HEAISFgoSVEFCTEVfU1RBVEVfQ09QSUVEEAMSGQoVVEFCTEVfU1RBVEVfU1RSRUFNSU5HEAQSFwoTVEFCTEVfU1RBVEVfRVJST1JFRBAFKnAKCUVycm9yS2luZBIaChZFUlJPUl9LSU5EX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfS0lORF9UUkFOU0lFTlQQARIXChNFUlJPUl9LSU5EX09QRVJBVE9SEAISFAoQRVJST1JfS0lORF9GQVRBTBADKpMBCgtXb3JrZXJTdGF0ZRIcChhXT1JLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNXT1JLRVJfU1RBVEVfQUNUSVZFEAESGQoVV09SS0VSX1NUQVRFX0RSQUlOSU5HEAISGAoUV09SS0VSX1NUQVRFX09GRkxJTkUQAxIYChRXT1JLRVJfU1RBVEVfUkVWT0tFRBAEKsQBCgpBZ2VudFN0YXRlEhsKF0FHRU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXQUdFTlRfU1RBVEVfSU5JVElBTElaRUQQARIXChNBR0VOVF9TVEFURV9SVU5OSU5HEAISGAoUQUdFTlRfU1RBVEVfRFJBSU5JTkcQAxIYChRBR0VOVF9TVEFURV9TVE9QUElORxAEEhcKE0FHRU5UX1NUQVRFX1NUT1BQRUQQBRIWChJBR0VOVF9TVEFURV9GQUlMRUQQBiqEAQoOQ3JlZGVudGlhbFJvbGUSHwobQ1JFREVOVElBTF9ST0xFX1VOU1BFQ0lGSUVEEAASGgoWQ1JFREVOVElBTF9ST0xFX1NPVVJDRRABEhgKFENSRURFTlRJQUxfUk9MRV9TSU5LEAISGwoXQ1JFREVOVElBTF9ST0xFX1BJSV9LRVkQAypFCgxDb2x1bW5UYXJnZXQSHQoZQ09MVU1OX1RBUkdFVF9VTlNQRUNJRklFRBAAEhYKEkNPTFVNTl9UQVJHRVRfVEVYVBABKqMBChVVbnJlcHJlc2VudGFibGVQb2xpY3kSJgoiVU5SRVBSRVNFTlRBQkxFX1BPTElDWV9VTlNQRUNJRklFRBAAEh8KG1VOUkVQUkVTRU5UQUJMRV9QT0xJQ1lfRkFJTBABEh8KG1VOUkVQUkVTRU5UQUJMRV9QT0xJQ1lfTlVMTBACEiAKHFVOUkVQUkVTRU5UQUJMRV9QT0xJQ1lfQ0xBTVAQA2IGcHJvdG8z',
     [file_google_protobuf_timestamp],
   );
 
@@ -936,6 +936,13 @@ export type JobOptions = Message<'sluice.v1.JobOptions'> & {
    * @generated from field: uint64 max_in_flight_bytes = 10;
    */
   maxInFlightBytes: bigint;
+
+  /**
+   * Per-column choices: the StarRocks type a column lands in and what to do with a value StarRocks can't hold.
+   *
+   * @generated from field: repeated sluice.v1.ColumnOption column_options = 11;
+   */
+  columnOptions: ColumnOption[];
 };
 
 /**
@@ -1013,6 +1020,13 @@ export type JobOptionsJson = {
    * @generated from field: uint64 max_in_flight_bytes = 10;
    */
   maxInFlightBytes?: string;
+
+  /**
+   * Per-column choices: the StarRocks type a column lands in and what to do with a value StarRocks can't hold.
+   *
+   * @generated from field: repeated sluice.v1.ColumnOption column_options = 11;
+   */
+  columnOptions?: ColumnOptionJson[];
 };
 
 /**
@@ -1022,6 +1036,70 @@ export type JobOptionsJson = {
 export const JobOptionsSchema: GenMessage<JobOptions, { jsonType: JobOptionsJson }> =
   /*@__PURE__*/
   messageDesc(file_sluice_v1_types, 8);
+
+/**
+ * A per-column choice.
+ *
+ * @generated from message sluice.v1.ColumnOption
+ */
+export type ColumnOption = Message<'sluice.v1.ColumnOption'> & {
+  /**
+   * The column.
+   *
+   * @generated from field: sluice.v1.ColumnRef column = 1;
+   */
+  column?: ColumnRef | undefined;
+
+  /**
+   * Its StarRocks type.
+   *
+   * @generated from field: sluice.v1.ColumnTarget target = 2;
+   */
+  target: ColumnTarget;
+
+  /**
+   * What to do with values its StarRocks type can't hold exactly.
+   *
+   * @generated from field: sluice.v1.UnrepresentablePolicy on_unrepresentable = 3;
+   */
+  onUnrepresentable: UnrepresentablePolicy;
+};
+
+/**
+ * A per-column choice.
+ *
+ * @generated from message sluice.v1.ColumnOption
+ */
+export type ColumnOptionJson = {
+  /**
+   * The column.
+   *
+   * @generated from field: sluice.v1.ColumnRef column = 1;
+   */
+  column?: ColumnRefJson;
+
+  /**
+   * Its StarRocks type.
+   *
+   * @generated from field: sluice.v1.ColumnTarget target = 2;
+   */
+  target?: ColumnTargetJson;
+
+  /**
+   * What to do with values its StarRocks type can't hold exactly.
+   *
+   * @generated from field: sluice.v1.UnrepresentablePolicy on_unrepresentable = 3;
+   */
+  onUnrepresentable?: UnrepresentablePolicyJson;
+};
+
+/**
+ * Describes the message sluice.v1.ColumnOption.
+ * Use `create(ColumnOptionSchema)` to create a new message.
+ */
+export const ColumnOptionSchema: GenMessage<ColumnOption, { jsonType: ColumnOptionJson }> =
+  /*@__PURE__*/
+  messageDesc(file_sluice_v1_types, 9);
 
 /**
  * A job's definition.
@@ -1169,7 +1247,7 @@ export type JobJson = {
  */
 export const JobSchema: GenMessage<Job, { jsonType: JobJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 9);
+  messageDesc(file_sluice_v1_types, 10);
 
 /**
  * A classified failure, safe to show: it never contains a secret or a raw driver message that may.
@@ -1247,7 +1325,7 @@ export type JobErrorJson = {
  */
 export const JobErrorSchema: GenMessage<JobError, { jsonType: JobErrorJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 10);
+  messageDesc(file_sluice_v1_types, 11);
 
 /**
  * One contiguous piece of a table's snapshot: heap pages [start_page, end_page) by ctid.
@@ -1325,7 +1403,7 @@ export type SnapshotRangeJson = {
  */
 export const SnapshotRangeSchema: GenMessage<SnapshotRange, { jsonType: SnapshotRangeJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 11);
+  messageDesc(file_sluice_v1_types, 12);
 
 /**
  * Where a job can resume from. Saved only after the sink made everything before it durable.
@@ -1367,6 +1445,14 @@ export type JobCheckpoint = Message<'sluice.v1.JobCheckpoint'> & {
    * @generated from field: repeated sluice.v1.SnapshotRange planned_ranges = 5;
    */
   plannedRanges: SnapshotRange[];
+
+  /**
+   * Tables to copy again before streaming goes on (an added column PostgreSQL filled without writing WAL
+   * that StarRocks can't default, or a table rewrite); saved before the stream moves past the change.
+   *
+   * @generated from field: repeated sluice.v1.TableRef resync_tables = 6;
+   */
+  resyncTables: TableRef[];
 };
 
 /**
@@ -1409,6 +1495,14 @@ export type JobCheckpointJson = {
    * @generated from field: repeated sluice.v1.SnapshotRange planned_ranges = 5;
    */
   plannedRanges?: SnapshotRangeJson[];
+
+  /**
+   * Tables to copy again before streaming goes on (an added column PostgreSQL filled without writing WAL
+   * that StarRocks can't default, or a table rewrite); saved before the stream moves past the change.
+   *
+   * @generated from field: repeated sluice.v1.TableRef resync_tables = 6;
+   */
+  resyncTables?: TableRefJson[];
 };
 
 /**
@@ -1417,7 +1511,7 @@ export type JobCheckpointJson = {
  */
 export const JobCheckpointSchema: GenMessage<JobCheckpoint, { jsonType: JobCheckpointJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 12);
+  messageDesc(file_sluice_v1_types, 13);
 
 /**
  * Progress counters of one table.
@@ -1508,6 +1602,20 @@ export type TableProgress = Message<'sluice.v1.TableProgress'> & {
    * @generated from field: sluice.v1.JobError error = 12;
    */
   error?: JobError | undefined;
+
+  /**
+   * Values loaded as NULL because the job chose that for a column StarRocks can't hold them in.
+   *
+   * @generated from field: uint64 values_nulled = 13;
+   */
+  valuesNulled: bigint;
+
+  /**
+   * Values loaded as the nearest value StarRocks holds, because the job chose that for their column.
+   *
+   * @generated from field: uint64 values_clamped = 14;
+   */
+  valuesClamped: bigint;
 };
 
 /**
@@ -1599,6 +1707,20 @@ export type TableProgressJson = {
    * @generated from field: sluice.v1.JobError error = 12;
    */
   error?: JobErrorJson;
+
+  /**
+   * Values loaded as NULL because the job chose that for a column StarRocks can't hold them in.
+   *
+   * @generated from field: uint64 values_nulled = 13;
+   */
+  valuesNulled?: string;
+
+  /**
+   * Values loaded as the nearest value StarRocks holds, because the job chose that for their column.
+   *
+   * @generated from field: uint64 values_clamped = 14;
+   */
+  valuesClamped?: string;
 };
 
 /**
@@ -1607,7 +1729,7 @@ export type TableProgressJson = {
  */
 export const TableProgressSchema: GenMessage<TableProgress, { jsonType: TableProgressJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 13);
+  messageDesc(file_sluice_v1_types, 14);
 
 /**
  * A job's live status, as last reported by its worker.
@@ -1811,7 +1933,7 @@ export type JobStatusJson = {
  */
 export const JobStatusSchema: GenMessage<JobStatus, { jsonType: JobStatusJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 14);
+  messageDesc(file_sluice_v1_types, 15);
 
 /**
  * A registered worker.
@@ -1973,7 +2095,7 @@ export type WorkerJson = {
  */
 export const WorkerSchema: GenMessage<Worker, { jsonType: WorkerJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_types, 15);
+  messageDesc(file_sluice_v1_types, 16);
 
 /**
  * A user's role. Each RPC names the least role allowed to call it.
@@ -2643,3 +2765,109 @@ export type CredentialRoleJson =
 export const CredentialRoleSchema: GenEnum<CredentialRole, CredentialRoleJson> =
   /*@__PURE__*/
   enumDesc(file_sluice_v1_types, 9);
+
+/**
+ * What a column becomes in StarRocks.
+ *
+ * @generated from enum sluice.v1.ColumnTarget
+ */
+export const ColumnTarget = {
+  /**
+   * The default mapping (README, "Types").
+   *
+   * @generated from enum value: COLUMN_TARGET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * VARCHAR holding PostgreSQL's own text of the value: exact for every type (json as its text, bytea as
+   * hex, dates outside StarRocks' range as PostgreSQL prints them).
+   *
+   * @generated from enum value: COLUMN_TARGET_TEXT = 1;
+   */
+  TEXT: 1,
+} as const;
+
+/**
+ * What a column becomes in StarRocks.
+ *
+ * @generated from enum sluice.v1.ColumnTarget
+ */
+export type ColumnTarget = (typeof ColumnTarget)[keyof typeof ColumnTarget] | UnknownEnum;
+
+/**
+ * What a column becomes in StarRocks.
+ *
+ * @generated from enum sluice.v1.ColumnTarget
+ */
+export type ColumnTargetJson = 'COLUMN_TARGET_UNSPECIFIED' | 'COLUMN_TARGET_TEXT';
+
+/**
+ * Describes the enum sluice.v1.ColumnTarget.
+ */
+export const ColumnTargetSchema: GenEnum<ColumnTarget, ColumnTargetJson> =
+  /*@__PURE__*/
+  enumDesc(file_sluice_v1_types, 10);
+
+/**
+ * What happens to a value the column's StarRocks type can't hold exactly.
+ *
+ * @generated from enum sluice.v1.UnrepresentablePolicy
+ */
+export const UnrepresentablePolicy = {
+  /**
+   * Fail (the default): the job stops, naming table, column, key and value.
+   *
+   * @generated from enum value: UNREPRESENTABLE_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * Fail, said explicitly.
+   *
+   * @generated from enum value: UNREPRESENTABLE_POLICY_FAIL = 1;
+   */
+  FAIL: 1,
+
+  /**
+   * Load NULL instead, and count it (`TableProgress.values_nulled`); refused for key and NOT NULL columns.
+   *
+   * @generated from enum value: UNREPRESENTABLE_POLICY_NULL = 2;
+   */
+  NULL: 2,
+
+  /**
+   * Load the nearest value the type holds (a date range end, the largest double), and count it
+   * (`TableProgress.values_clamped`); values with no nearest value (NaN) fail.
+   *
+   * @generated from enum value: UNREPRESENTABLE_POLICY_CLAMP = 3;
+   */
+  CLAMP: 3,
+} as const;
+
+/**
+ * What happens to a value the column's StarRocks type can't hold exactly.
+ *
+ * @generated from enum sluice.v1.UnrepresentablePolicy
+ */
+export type UnrepresentablePolicy =
+  | (typeof UnrepresentablePolicy)[keyof typeof UnrepresentablePolicy]
+  | UnknownEnum;
+
+/**
+ * What happens to a value the column's StarRocks type can't hold exactly.
+ *
+ * @generated from enum sluice.v1.UnrepresentablePolicy
+ */
+export type UnrepresentablePolicyJson =
+  | 'UNREPRESENTABLE_POLICY_UNSPECIFIED'
+  | 'UNREPRESENTABLE_POLICY_FAIL'
+  | 'UNREPRESENTABLE_POLICY_NULL'
+  | 'UNREPRESENTABLE_POLICY_CLAMP';
+
+/**
+ * Describes the enum sluice.v1.UnrepresentablePolicy.
+ */
+export const UnrepresentablePolicySchema: GenEnum<UnrepresentablePolicy, UnrepresentablePolicyJson> =
+  /*@__PURE__*/
+  enumDesc(file_sluice_v1_types, 11);
