@@ -52,6 +52,7 @@ export {
 } from './snapshot.ts';
 export { SourceError, type SourceErrorCode } from './source-error.ts';
 export { diffSchema, TypeCatalog } from './source-schema.ts';
+export { checkReplicableTables } from './table-check.ts';
 export { decoderFor, parseArray, type ValueDecoder } from './value-decoder.ts';
 
 export interface PostgresSourceOptions {
