@@ -2,20 +2,23 @@ import { describe, expect, it } from 'vitest';
 import { UNCHANGED_TOAST } from '../../change-event.ts';
 import { type EncodedBody, type EncodedColumn, encodeBodies, encodeValue } from './encoding.ts';
 import type { TableMapping } from './schema.ts';
-import { groupByColumnSet } from './starrocks-sink.ts';
+import { columnsHeader, foldByKey, groupByColumnSet, toWriteOps } from './starrocks-sink.ts';
+import type { ValueRule } from './type-map.ts';
 
 const columns: EncodedColumn[] = [
-  { name: 'id', codec: 'plain', key: true },
-  { name: 'doc', codec: 'json', key: false },
-  { name: 'at', codec: 'datetime', key: false },
-  { name: 'note', codec: 'plain', key: false },
+  { name: 'id', rule: { kind: 'integer' }, key: true, sql: 'INT' },
+  { name: 'doc', rule: { kind: 'json' }, key: false },
+  { name: 'at', rule: { kind: 'datetime' }, key: false },
+  { name: 'note', rule: { kind: 'varchar', bytes: 1000 }, key: false },
 ];
 
 const parse = (body: EncodedBody) => JSON.parse(Buffer.concat(body.chunks).toString('utf8')) as unknown[];
 
 describe('Stream Load body encoding', () => {
   it('writes upserts with __op 0, deletes with only the key and __op 1, and skips unchanged TOAST columns', () => {
-    const [body] = encodeBodies(
+    const {
+      bodies: [body],
+    } = encodeBodies(
       columns,
       [
         {
@@ -41,7 +44,7 @@ describe('Stream Load body encoding', () => {
       kind: 'upsert' as const,
       row: { id: i, doc: null, at: null, note: 'ü'.repeat(200) },
     }));
-    const bodies = encodeBodies(columns, ops, 300_000);
+    const { bodies } = encodeBodies(columns, ops, 300_000);
     expect(bodies.length).toBeGreaterThan(1);
     const ids: number[] = [];
     for (const body of bodies) {
@@ -51,7 +54,7 @@ describe('Stream Load body encoding', () => {
       ids.push(...parse(body).map((row) => (row as { id: number }).id));
     }
     expect(ids).toEqual(ops.map((op) => op.row.id));
-    const single = encodeBodies(columns, ops, 1 << 30);
+    const single = encodeBodies(columns, ops, 1 << 30).bodies;
     expect(single).toHaveLength(1);
     expect(single[0]!.chunks.length).toBeGreaterThan(1);
   });
@@ -65,46 +68,181 @@ describe('Stream Load body encoding', () => {
     );
   });
 
+  const rules = {
+    datetime: { kind: 'datetime' },
+    date: { kind: 'date' },
+    json: { kind: 'json' },
+    jsonArray: { kind: 'json-array' },
+    text: { kind: 'varchar', bytes: 1000 },
+    integer: { kind: 'integer' },
+    float: { kind: 'float' },
+    decimal: { kind: 'decimal', precision: 10, scale: 2 },
+    binary: { kind: 'binary', bytes: 100 },
+    dates: { kind: 'array', element: { kind: 'date' } },
+    texts: { kind: 'array', element: { kind: 'varchar', bytes: 100 } },
+  } satisfies Record<string, ValueRule>;
+
   it.each([
     ['datetime', '2024-01-01 00:00:00+00', '"2024-01-01 00:00:00"'],
     ['datetime', '2024-01-01 00:00:00.123456', '"2024-01-01 00:00:00.123456"'],
-    ['datetime', 'infinity', '"9999-12-31 23:59:59.999999"'],
-    ['datetime', '-infinity', '"0000-01-01 00:00:00"'],
-    ['date', 'infinity', '"9999-12-31"'],
-    ['date', '-infinity', '"0000-01-01"'],
     ['date', '2024-02-29', '"2024-02-29"'],
     ['json', '{"k": "v"}', '{"k": "v"}'],
     ['json', '"scalar"', '"scalar"'],
-    ['json-array', ['{"a":1}', null, ['[1]', '2']], '[{"a":1},null,[[1],2]]'],
+    ['jsonArray', ['{"a":1}', null, ['[1]', '2']], '[{"a":1},null,[[1],2]]'],
     ['text', 1.5, '"1.5"'],
-    ['text', true, '"true"'],
-    ['text', [1, 'a'], '"[1,\\"a\\"]"'],
+    ['text', true, '"t"'],
+    ['text', [1, 'a b', null, 'NULL', ''], '"{1,\\"a b\\",NULL,\\"NULL\\",\\"\\"}"'],
     ['text', '{"j":1}', '"{\\"j\\":1}"'],
-    ['plain', '-9223372036854775808', '"-9223372036854775808"'],
-    ['plain', 'line\nbreak\u2028', '"line\\nbreak\u2028"'],
-    [
-      'datetime-array',
-      ['2024-01-01 00:00:00+00', null, 'infinity'],
-      '["2024-01-01 00:00:00",null,"9999-12-31 23:59:59.999999"]',
-    ],
-    ['date-array', ['-infinity', '2020-01-01'], '["0000-01-01","2020-01-01"]'],
-  ] as const)('encodes %s %j as %s', (codec, value, json) => {
-    expect(encodeValue(value as never, codec)).toBe(json);
+    ['integer', '-9223372036854775808', '"-9223372036854775808"'],
+    ['float', -0, '-0.0'],
+    ['float', 0, '0'],
+    ['float', 'NaN', '"NaN"'],
+    ['float', '-Infinity', '"-Infinity"'],
+    ['decimal', '-12.50', '"-12.50"'],
+    ['binary', '00ff', '"00ff"'],
+    ['text', 'line\nbreak\u2028😀', '"line\\nbreak\u2028😀"'],
+    ['dates', ['2024-01-01', null], '["2024-01-01",null]'],
+  ] as const)('encodes %s %j as %s', (rule, value, json) => {
+    expect(encodeValue(value as never, rules[rule])).toBe(json);
   });
 
-  it('encodes null as null for every codec', () => {
-    for (const codec of [
-      'plain',
-      'json',
-      'json-array',
-      'text',
-      'datetime',
-      'date',
-      'datetime-array',
-      'date-array',
-    ] as const) {
-      expect(encodeValue(null, codec)).toBe('null');
-    }
+  it('encodes null as null for every rule', () => {
+    for (const rule of Object.values(rules)) expect(encodeValue(null, rule)).toBe('null');
+  });
+});
+
+describe('values StarRocks would change', () => {
+  const context = { datasource: 'warehouse', table: 'public.t' };
+  const table = (rule: ValueRule, policy?: 'fail' | 'null' | 'clamp', sql = 'X'): EncodedColumn[] => [
+    { name: 'id', rule: { kind: 'integer' }, key: true, sql: 'INT' },
+    { name: 'v', rule, key: false, sql, ...(policy ? { policy } : {}) },
+  ];
+  const load = (rule: ValueRule, value: unknown, policy?: 'fail' | 'null' | 'clamp') => {
+    const encoded = encodeBodies(
+      table(rule, policy),
+      [{ kind: 'upsert', row: { id: 7, v: value as never } }],
+      1 << 20,
+      context,
+    );
+    const [row] = parse(encoded.bodies[0]!) as { v: unknown }[];
+    return { value: row!.v, nulled: encoded.nulled, clamped: encoded.clamped };
+  };
+
+  it.each([
+    ['a BC date', { kind: 'date' }, '0044-03-15 BC', /BC date/, '0000-01-01'],
+    ['a date after 9999', { kind: 'date' }, '10000-01-01', /after 9999-12-31/, '9999-12-31'],
+    ['infinity as a timestamp', { kind: 'datetime' }, 'infinity', /infinity/, '9999-12-31 23:59:59.999999'],
+    ['-infinity as a date', { kind: 'date' }, '-infinity', /-infinity/, '0000-01-01'],
+    ['a BC timestamp', { kind: 'datetime' }, '0001-01-01 00:00:00 BC', /BC date/, '0000-01-01 00:00:00'],
+    [
+      'numeric Infinity as DECIMAL',
+      { kind: 'decimal', precision: 5, scale: 2 },
+      'Infinity',
+      /Infinity/,
+      '999.99',
+    ],
+    [
+      'text over its VARCHAR bytes',
+      { kind: 'varchar', bytes: 5 },
+      'ab😀c',
+      /7 bytes, over VARCHAR\(5\)/,
+      'ab',
+    ],
+    [
+      'a jsonb number beyond double',
+      { kind: 'json' },
+      '{"n": 123456789012345678901234567890}',
+      /123456789012345678901234567890/,
+      { n: 1.2345678901234568e29 },
+    ],
+    [
+      'a json number with more digits than a double',
+      { kind: 'json' },
+      '[0.1000000000000000055511151231257827]',
+      /rounded/,
+      [0.1],
+    ],
+    [
+      'an array element StarRocks would load as NULL',
+      { kind: 'array', element: { kind: 'date' } },
+      ['2020-01-01', '0010-01-01 BC'],
+      /element 2/,
+      ['2020-01-01', '0000-01-01'],
+    ],
+  ] as const)(
+    'stops on %s, naming datasource, table, column, key and value, or loads NULL / the nearest value when chosen',
+    (_name, rule, value, reason, nearest) => {
+      let error: unknown;
+      try {
+        load(rule as ValueRule, value);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toMatchObject({ kind: 'operator' });
+      const { message, solution } = error as { message: string; solution: string };
+      expect(message).toMatch(/^warehouse: public\.t column "v" \(StarRocks X\), key \{"id":7\}: the value /);
+      expect(message).toContain(JSON.stringify(value).slice(0, 20));
+      expect(message).toMatch(reason);
+      expect(solution).toContain('--column-as public.t.v=text');
+      expect(solution).toContain('--on-unrepresentable public.t.v=null or =clamp');
+      expect(solution).toContain('--exclude-column public.t.v');
+      expect(load(rule as ValueRule, value, 'null')).toEqual({ value: null, nulled: 1, clamped: 0 });
+      expect(load(rule as ValueRule, value, 'clamp')).toEqual({ value: nearest, nulled: 0, clamped: 1 });
+    },
+  );
+
+  it.each([
+    ['numeric NaN as DECIMAL', { kind: 'decimal', precision: 10, scale: 2 }, 'NaN', /NaN/],
+    [
+      'a 2-D array into a one-dimensional ARRAY',
+      { kind: 'array', element: { kind: 'integer' } },
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      /multi-dimensional/,
+    ],
+    ['the JSON document null, which would become SQL NULL', { kind: 'json' }, 'null', /JSON document null/],
+    ['a json object with a duplicate key', { kind: 'json' }, '{"a": 1, "a": 2}', /key "a" twice/],
+  ] as const)('stops on %s, with no nearest value to clamp to', (_name, rule, value, reason) => {
+    expect(() => load(rule as ValueRule, value)).toThrow(reason);
+    expect(() => load(rule as ValueRule, value, 'clamp')).toThrow(reason);
+    expect(load(rule as ValueRule, value, 'null')).toEqual({ value: null, nulled: 1, clamped: 0 });
+  });
+
+  it('loads exactly what StarRocks holds exactly: -0, NaN, ±Infinity floats, int64/uint64 JSON, year 0000 and 9999', () => {
+    expect(load({ kind: 'float' }, -0).value).toBe(-0);
+    expect(Object.is(load({ kind: 'float' }, -0).value, -0)).toBe(true);
+    expect(load({ kind: 'float' }, 'NaN').value).toBe('NaN');
+    expect(
+      load({ kind: 'json' }, '{"u": 18446744073709551615, "i": -9223372036854775808, "d": 0.1, "e": 1e300}')
+        .value,
+    ).toBeDefined();
+    expect(load({ kind: 'date' }, '0000-01-01').value).toBe('0000-01-01');
+    expect(load({ kind: 'datetime' }, '9999-12-31 23:59:59.999999+00').value).toBe(
+      '9999-12-31 23:59:59.999999',
+    );
+  });
+
+  it('never adjusts a key value, whatever the column choice', () => {
+    const columns: EncodedColumn[] = [
+      { name: 'd', rule: { kind: 'date' }, key: true, sql: 'DATE', policy: 'null' },
+    ];
+    expect(() =>
+      encodeBodies(columns, [{ kind: 'upsert', row: { d: 'infinity' } }], 1 << 20, context),
+    ).toThrow(expect.objectContaining({ solution: expect.stringMatching(/--column-as public\.t\.d=text/) }));
+  });
+
+  it('refuses a primary key StarRocks would encode in more than 128 bytes', () => {
+    const columns: EncodedColumn[] = [
+      { name: 'a', rule: { kind: 'varchar', bytes: 128 }, key: true, sql: 'VARCHAR(128)' },
+      { name: 'b', rule: { kind: 'integer' }, key: true, sql: 'BIGINT' },
+    ];
+    const row = (a: string) => [{ kind: 'upsert' as const, row: { a, b: 1 } }];
+    expect(encodeBodies(columns, row('x'.repeat(118)), 1 << 20, context).bodies).toHaveLength(1);
+    expect(() => encodeBodies(columns, row('x'.repeat(119)), 1 << 20, context)).toThrow(
+      /129 bytes encoded; StarRocks holds at most 128/,
+    );
   });
 });
 
@@ -115,42 +253,68 @@ describe('grouping a batch into loads', () => {
     table: 't',
     primaryKey: ['id'],
     columns: [
-      { name: 'id', sql: 'INT', codec: 'plain', key: true },
-      { name: 'a', sql: 'INT', codec: 'plain', key: false },
-      { name: 'big', sql: 'VARCHAR(10)', codec: 'plain', key: false },
+      { name: 'id', sql: 'INT', rule: { kind: 'integer' }, key: true },
+      { name: 'a', sql: 'INT', rule: { kind: 'integer' }, key: false },
+      { name: 'big', sql: 'VARCHAR(10)', rule: { kind: 'varchar', bytes: 10 }, key: false },
+      { name: 'b', sql: 'VARBINARY(10)', rule: { kind: 'binary', bytes: 10 }, key: false },
     ],
   };
 
-  it('puts full rows in one load and TOAST-partial rows in loads by column set, never reordering a key', () => {
-    const groups = groupByColumnSet(mapping, [
-      { kind: 'upsert', row: { id: 1, a: 1, big: 'x' } },
-      { kind: 'upsert', row: { id: 2, a: 1, big: UNCHANGED_TOAST } },
-      { kind: 'upsert', row: { id: 3, a: 1, big: 'y' } },
-      { kind: 'upsert', row: { id: 2, a: 2, big: 'z' } },
-      { kind: 'upsert', row: { id: 4, a: 1, big: UNCHANGED_TOAST } },
+  it('keeps one operation per key, the last winning, with TOAST-partial rows merged into the row before', () => {
+    const folded = foldByKey(mapping, [
+      { kind: 'upsert', row: { id: 1, a: 1, big: 'x', b: null } },
+      { kind: 'upsert', row: { id: 2, a: 1, big: UNCHANGED_TOAST, b: '00' } },
+      { kind: 'delete', key: { id: 3 } },
+      { kind: 'upsert', row: { id: 3, a: 3, big: 'y', b: null } },
+      { kind: 'upsert', row: { id: 1, a: 2, big: UNCHANGED_TOAST, b: UNCHANGED_TOAST } },
+      { kind: 'upsert', row: { id: 2, a: 2, big: UNCHANGED_TOAST, b: UNCHANGED_TOAST } },
+      { kind: 'upsert', row: { id: 4, a: 1, big: 'z', b: null } },
       { kind: 'delete', key: { id: 4 } },
     ]);
-    expect(
-      groups.map((group) => [
-        group.present && [...group.present],
-        group.ops.map((op) => (op.kind === 'upsert' ? op.row.id : -(op.key.id as number))),
-      ]),
-    ).toEqual([
-      [undefined, [1, 3]],
-      [
-        ['id', 'a'],
-        [2, 4],
-      ],
-      [undefined, [2, -4]],
+    const id = (op: (typeof folded)[number]) => Number(op.kind === 'upsert' ? op.row.id : op.key.id);
+    expect(folded.sort((a, b) => id(a) - id(b))).toEqual([
+      { kind: 'upsert', row: { id: 1, a: 2, big: 'x', b: null } },
+      { kind: 'upsert', row: { id: 2, a: 2, big: UNCHANGED_TOAST, b: '00' } },
+      { kind: 'upsert', row: { id: 3, a: 3, big: 'y', b: null } },
+      { kind: 'delete', key: { id: 4 } },
     ]);
   });
 
-  it('keeps a batch without unchanged TOAST values in a single load', () => {
-    const ops = [
-      { kind: 'upsert' as const, row: { id: 1, a: 1, big: 'x' } },
-      { kind: 'delete' as const, key: { id: 1 } },
-    ];
-    expect(groupByColumnSet(mapping, ops)).toEqual([{ present: undefined, signature: '', ops }]);
-    expect(groupByColumnSet(mapping, [])).toEqual([]);
+  it('puts full rows and deletes in one load and TOAST-partial rows in loads by column set', () => {
+    const groups = groupByColumnSet(mapping, [
+      { kind: 'upsert', row: { id: 1, a: 1, big: 'x', b: null } },
+      { kind: 'upsert', row: { id: 2, a: 1, big: UNCHANGED_TOAST, b: null } },
+      { kind: 'delete', key: { id: 3 } },
+      { kind: 'upsert', row: { id: 4, a: 1, big: UNCHANGED_TOAST, b: null } },
+    ]);
+    expect(groups.map((group) => [group.present && [...group.present], group.ops.length])).toEqual([
+      [undefined, 2],
+      [['id', 'a', 'b'], 2],
+    ]);
+  });
+
+  it('sends VARBINARY as hex under a field hex_decode_binary reads, in the columns header', () => {
+    expect(columnsHeader(mapping.columns, false)).toEqual([
+      'id',
+      'a',
+      'big',
+      '__sluice_hex_3',
+      'b=hex_decode_binary(__sluice_hex_3)',
+    ]);
+    expect(columnsHeader(mapping.columns.slice(0, 3), false)).toBeUndefined();
+    expect(columnsHeader(mapping.columns.slice(0, 2), true)).toEqual(['id', 'a']);
+  });
+
+  it('marks a row whose key moved with unchanged TOAST values for re-reading, instead of failing', () => {
+    const table = { schema: 'public', name: 't' };
+    const ops = toWriteOps(
+      [{ kind: 'update', lsn: 1n, table, row: { id: 2, a: 1, big: UNCHANGED_TOAST }, oldKey: { id: 1 } }],
+      ['id'],
+    );
+    expect(ops).toEqual([
+      { kind: 'delete', key: { id: 1 } },
+      { kind: 'upsert', row: { id: 2, a: 1, big: UNCHANGED_TOAST }, refetch: true },
+    ]);
+    expect(() => foldByKey(mapping, ops)).toThrow(/without its unchanged TOAST values/);
   });
 });

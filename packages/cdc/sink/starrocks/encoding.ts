@@ -1,18 +1,30 @@
 // Stream Load bodies: a JSON array of row objects (sent with `strip_outer_array: true`), each carrying
-// `__op` (0 upsert, 1 delete). The hot path appends to one string and turns it into a Buffer every
-// CHUNK_CHARS characters, so a body is a short list of large Buffers, never one object per row; a body
-// is closed at `maxBytes` and the next rows start a new one.
+// `__op` (0 upsert, 1 delete). Every value is checked against its column's rule first (representable.ts):
+// one StarRocks can't hold exactly stops the write naming table, column, key and value, unless the job
+// chose NULL or the nearest value for that column, which is then counted. The hot path appends to one
+// string and turns it into a Buffer every CHUNK_CHARS characters, so a body is a short list of large
+// Buffers, never one object per row; a body is closed at `maxBytes` and the next rows start a new one.
 import { type ColumnValue, type Row, UNCHANGED_TOAST } from '../../change-event.ts';
+import type { UnrepresentablePolicy } from './column-choice.ts';
+import { postgresText, shortText, type Unrepresentable, unrepresentable } from './representable.ts';
 import { StarRocksError } from './starrocks-error.ts';
-import type { ValueCodec } from './type-map.ts';
+import type { ValueRule } from './type-map.ts';
 
-/** One change for the sink: an upsert of a full (or TOAST-partial) row, or a delete by key. */
-export type WriteOp = { kind: 'upsert'; row: Row } | { kind: 'delete'; key: Row };
+/**
+ * One change for the sink: an upsert of a full (or TOAST-partial) row, or a delete by key. `refetch` marks
+ * a row whose key moved while TOAST columns were unchanged: its missing values must be read from the source
+ * before it reaches the sink.
+ */
+export type WriteOp = { kind: 'upsert'; row: Row; refetch?: boolean } | { kind: 'delete'; key: Row };
 
 export interface EncodedColumn {
   name: string;
-  codec: ValueCodec;
+  rule: ValueRule;
   key: boolean;
+  /** What the job chose for values the rule refuses (default `fail`). */
+  policy?: UnrepresentablePolicy;
+  /** StarRocks type in DDL, for messages. */
+  sql?: string;
 }
 
 export interface EncodedBody {
@@ -21,9 +33,27 @@ export interface EncodedBody {
   rows: number;
 }
 
+/** Where the rows go, for messages: `datasource` and the source table (`schema.table`). */
+export interface EncodeContext {
+  datasource: string;
+  table: string;
+}
+
+export interface EncodedLoad {
+  bodies: EncodedBody[];
+  /** Values loaded as NULL / as the nearest value, by the job's choice. */
+  nulled: number;
+  clamped: number;
+}
+
 const CHUNK_CHARS = 256 * 1024;
-const MAX_DATETIME = '9999-12-31 23:59:59.999999';
-const MIN_DATETIME = '0000-01-01 00:00:00';
+/** StarRocks' cap on an encoded primary key (be/src/storage/primary_key_encoder.cpp). */
+export const MAX_KEY_BYTES = 128;
+
+/** The JSON field a column travels under: VARBINARY columns go as hex under a name `hex_decode_binary` reads. */
+export function loadField(column: EncodedColumn, index: number): string {
+  return column.rule.kind === 'binary' ? `__sluice_hex_${index}` : column.name;
+}
 
 /**
  * Encodes `ops` against `columns` (the table's mapped columns). Upserts write every column the row holds
@@ -34,9 +64,11 @@ export function encodeBodies(
   columns: readonly EncodedColumn[],
   ops: readonly WriteOp[],
   maxBytes: number,
-): EncodedBody[] {
-  const prefixes = columns.map((column) => `${JSON.stringify(column.name)}:`);
-  const bodies: EncodedBody[] = [];
+  context: EncodeContext = { datasource: 'StarRocks', table: 'table' },
+): EncodedLoad {
+  const prefixes = columns.map((column, index) => `${JSON.stringify(loadField(column, index))}:`);
+  const keyColumns = columns.filter((column) => column.key);
+  const result: EncodedLoad = { bodies: [], nulled: 0, clamped: 0 };
   let chunks: Buffer[] = [];
   let pending = '';
   let bytes = 0;
@@ -44,7 +76,7 @@ export function encodeBodies(
 
   const closeBody = (): void => {
     chunks.push(Buffer.from(`${pending}]`));
-    bodies.push({ chunks, bytes: bytes + 1, rows });
+    result.bodies.push({ chunks, bytes: bytes + 1, rows });
     chunks = [];
     pending = '';
     bytes = 0;
@@ -53,19 +85,31 @@ export function encodeBodies(
 
   for (const op of ops) {
     const row = op.kind === 'upsert' ? op.row : op.key;
+    checkKey(keyColumns, row, context);
     let text = '{';
     let written = 0;
     for (let i = 0; i < columns.length; i++) {
       const column = columns[i]!;
       if (op.kind === 'delete' && !column.key) continue;
-      const value = row[column.name];
+      let value = row[column.name];
       if (value === undefined) {
         if (column.key) throw missingKey(column.name);
         continue;
       }
       if (value === UNCHANGED_TOAST) continue;
       written++;
-      text += `${prefixes[i]}${encodeValue(value, column.codec)},`;
+      const problem = unrepresentable(value, column.rule);
+      if (problem) {
+        const policy = column.key ? 'fail' : (column.policy ?? 'fail');
+        if (policy === 'null') {
+          value = null;
+          result.nulled++;
+        } else if (policy === 'clamp' && problem.clamped !== undefined) {
+          value = problem.clamped as Exclude<ColumnValue, symbol>;
+          result.clamped++;
+        } else throw unrepresentableError(context, column, keyColumns, row, value, problem);
+      }
+      text += `${prefixes[i]}${encodeValue(value, column.rule)},`;
     }
     if (op.kind === 'upsert' && written !== countKeys(row)) throw unknownColumns(columns, row);
     text += op.kind === 'upsert' ? '"__op":0}' : '"__op":1}';
@@ -81,29 +125,40 @@ export function encodeBodies(
     }
   }
   if (rows > 0) closeBody();
-  return bodies;
+  return result;
 }
 
-/** The JSON text of one value for a column with `codec`. */
-export function encodeValue(value: Exclude<ColumnValue, typeof UNCHANGED_TOAST>, codec: ValueCodec): string {
+/** The JSON text of one value (already checked) for a column with `rule`. */
+export function encodeValue(value: Exclude<ColumnValue, typeof UNCHANGED_TOAST>, rule: ValueRule): string {
   if (value === null) return 'null';
-  switch (codec) {
-    case 'plain':
+  switch (rule.kind) {
+    case 'boolean':
+    case 'integer':
+    case 'decimal':
+    case 'binary':
+    case 'json-value':
       return JSON.stringify(value);
+    case 'float':
+      // JSON.stringify(-0) is "0": StarRocks would store positive zero.
+      return Object.is(value, -0) ? '-0.0' : JSON.stringify(value);
+    case 'varchar':
+      return JSON.stringify(postgresText(value));
+    case 'date':
+    case 'datetime':
+      return JSON.stringify(calendarText(value));
     case 'json':
       return typeof value === 'string' ? value : JSON.stringify(value);
     case 'json-array':
       return spliceJsonArray(value);
-    case 'text':
-      return JSON.stringify(typeof value === 'object' ? JSON.stringify(value) : String(value));
-    case 'datetime':
-      return JSON.stringify(toDatetime(value));
-    case 'date':
-      return JSON.stringify(toDate(value));
-    case 'datetime-array':
-      return JSON.stringify(mapArray(value, toDatetime));
-    case 'date-array':
-      return JSON.stringify(mapArray(value, toDate));
+    case 'array': {
+      if (!Array.isArray(value)) return JSON.stringify(value);
+      let text = '[';
+      for (let i = 0; i < value.length; i++) {
+        if (i > 0) text += ',';
+        text += encodeValue(value[i] as Exclude<ColumnValue, symbol>, rule.element);
+      }
+      return `${text}]`;
+    }
   }
 }
 
@@ -118,22 +173,72 @@ function spliceJsonArray(value: ColumnValue): string {
   return `${text}]`;
 }
 
-function mapArray(value: ColumnValue, map: (element: ColumnValue) => ColumnValue): ColumnValue {
-  return Array.isArray(value) ? value.map((element) => mapArray(element, map)) : map(value);
-}
-
-/** PostgreSQL timestamp text (timestamptz in UTC with `+00`) → StarRocks DATETIME text. */
-function toDatetime(value: ColumnValue): ColumnValue {
+/** PostgreSQL date/timestamp text (timestamptz in UTC with `+00`) → StarRocks DATE/DATETIME text. */
+function calendarText(value: ColumnValue): ColumnValue {
   if (typeof value !== 'string') return value;
-  if (value === 'infinity') return MAX_DATETIME;
-  if (value === '-infinity') return MIN_DATETIME;
   return value.endsWith('+00') ? value.slice(0, -3) : value.endsWith('+00:00') ? value.slice(0, -6) : value;
 }
 
-function toDate(value: ColumnValue): ColumnValue {
-  if (value === 'infinity') return MAX_DATETIME.slice(0, 10);
-  if (value === '-infinity') return MIN_DATETIME.slice(0, 10);
-  return value;
+/**
+ * StarRocks' encoded primary key is at most 128 bytes: fixed-width types take their width, a VARCHAR its
+ * bytes, and every VARCHAR but the last of a composite key two more (its terminator).
+ */
+function checkKey(keyColumns: readonly EncodedColumn[], row: Row, context: EncodeContext): void {
+  let bytes = 0;
+  for (let i = 0; i < keyColumns.length; i++) {
+    const column = keyColumns[i]!;
+    const value = row[column.name];
+    if (value === undefined || value === null || value === UNCHANGED_TOAST) continue;
+    bytes += keyWidth(column, value, i === keyColumns.length - 1);
+  }
+  if (bytes <= MAX_KEY_BYTES) return;
+  throw new StarRocksError(
+    'operator',
+    `${context.datasource}: ${context.table}, key ${keyText(keyColumns, row)}: the primary key is ${bytes} bytes encoded; StarRocks holds at most ${MAX_KEY_BYTES}`,
+    { solution: `shorten the key values in PostgreSQL, or leave ${context.table} out of the job` },
+  );
+}
+
+const FIXED_WIDTHS: Record<string, number> = {
+  BOOLEAN: 1,
+  TINYINT: 1,
+  SMALLINT: 2,
+  INT: 4,
+  BIGINT: 8,
+  LARGEINT: 16,
+  DATE: 4,
+  DATETIME: 8,
+};
+
+function keyWidth(column: EncodedColumn, value: Exclude<ColumnValue, symbol>, last: boolean): number {
+  const fixed = column.sql === undefined ? undefined : FIXED_WIDTHS[column.sql];
+  if (fixed !== undefined) return fixed;
+  if (column.rule.kind !== 'varchar') return 8;
+  return Buffer.byteLength(postgresText(value)) + (last ? 0 : 2);
+}
+
+function keyText(keyColumns: readonly EncodedColumn[], row: Row): string {
+  const key: Record<string, ColumnValue> = {};
+  for (const column of keyColumns) key[column.name] = row[column.name] ?? null;
+  const text = JSON.stringify(key);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+function unrepresentableError(
+  context: EncodeContext,
+  column: EncodedColumn,
+  keyColumns: readonly EncodedColumn[],
+  row: Row,
+  value: ColumnValue,
+  problem: Unrepresentable,
+): StarRocksError {
+  const ref = `${context.table}.${column.name}`;
+  const type = column.sql ? `StarRocks ${column.sql}` : 'StarRocks';
+  const message = `${context.datasource}: ${context.table} column ${JSON.stringify(column.name)} (${type}), key ${keyText(keyColumns, row)}: the value ${shortText(value)} ${problem.reason}`;
+  const choices = column.key
+    ? `load the key as PostgreSQL's text with --column-as ${ref}=text (a new job: a key's type can't change)`
+    : `keep it exactly as PostgreSQL's text with --column-as ${ref}=text, or choose --on-unrepresentable ${ref}=null${problem.clamped === undefined ? '' : ' or =clamp'} (counted in job status), or leave the column out with --exclude-column ${ref}`;
+  return new StarRocksError('operator', message, { solution: choices });
 }
 
 /** Columns the row carries a value for (unchanged TOAST columns carry none). */

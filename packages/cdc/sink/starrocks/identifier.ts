@@ -47,10 +47,17 @@ export function checkIdentifier(role: IdentifierRole, name: string, context = ''
       { solution: `rename the ${role} in PostgreSQL or map it to a StarRocks-safe name in the job` },
     );
   }
-  if (role === 'column' && RESERVED_COLUMNS.has(name.toLowerCase())) {
-    throw new StarRocksError('operator', `column ${shown}${where} clashes with StarRocks' load field __op`, {
-      solution: 'rename the column in PostgreSQL or exclude it from the job',
-    });
+  if (
+    role === 'column' &&
+    (RESERVED_COLUMNS.has(name.toLowerCase()) || name.toLowerCase().startsWith('__sluice_'))
+  ) {
+    throw new StarRocksError(
+      'operator',
+      `column ${shown}${where} clashes with a load field (__op, __sluice_…)`,
+      {
+        solution: 'rename the column in PostgreSQL or exclude it from the job',
+      },
+    );
   }
   return name;
 }

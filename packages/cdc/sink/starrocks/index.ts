@@ -1,5 +1,6 @@
 // The StarRocks sink: Primary Key tables over the MySQL port, rows over Stream Load.
 
+export type { ColumnChoice, ColumnTarget, UnrepresentablePolicy } from './column-choice.ts';
 export type { StarRocksDatasource, StarRocksTlsOptions } from './connection.ts';
 export type { WriteOp } from './encoding.ts';
 export { type LabelParts, streamLoadLabel } from './label.ts';
@@ -8,10 +9,11 @@ export { isStarRocksError, StarRocksError, type StarRocksErrorKind } from './sta
 export {
   createStarRocksSink,
   defaultTargetTable,
+  type SchemaHooks,
   type StarRocksSink,
   type StarRocksSinkOptions,
   toWriteOps,
   type WriteResult,
 } from './starrocks-sink.ts';
 export type { RetryOptions } from './stream-load-client.ts';
-export { type MappedType, mapColumnType, type ValueCodec } from './type-map.ts';
+export { type MappedType, mapColumnType, type ValueRule } from './type-map.ts';

@@ -4,15 +4,19 @@
 // every ADD/DROP (`ADD COLUMN IF NOT EXISTS` is not reliably accepted), and schema changes are awaited
 // until information_schema shows them, since StarRocks may run them asynchronously.
 import type { ColumnSchema, TableRef, TableSchema } from '../../change-event.ts';
+import type { ColumnChoice } from './column-choice.ts';
 import type { StarRocksConnection } from './connection.ts';
-import type { EncodedColumn } from './encoding.ts';
+import { type EncodedColumn, encodeValue } from './encoding.ts';
 import { checkIdentifier, qualifiedTable, quoteIdentifier } from './identifier.ts';
+import { unrepresentable } from './representable.ts';
 import { StarRocksError } from './starrocks-error.ts';
 import { mapColumnType } from './type-map.ts';
 
 export interface MappedColumn extends EncodedColumn {
   /** StarRocks type as written in DDL. */
   sql: string;
+  /** What rows that predate the column hold in PostgreSQL (see ColumnSchema.backfill). */
+  backfill?: ColumnSchema['backfill'];
 }
 
 export interface TableMapping {
@@ -33,8 +37,16 @@ export interface TableDdlOptions {
   fastSchemaEvolution?: boolean;
 }
 
-/** Maps a source schema; refuses names StarRocks can't hold and column names equal but for case. */
-export function mapTable(schema: TableSchema, database: string, table: string): TableMapping {
+/**
+ * Maps a source schema with the job's choices for its columns; refuses names StarRocks can't hold, column
+ * names equal but for case, and a NULL choice for a key column.
+ */
+export function mapTable(
+  schema: TableSchema,
+  database: string,
+  table: string,
+  choices: readonly ColumnChoice[] = [],
+): TableMapping {
   const context = `table ${schema.table.schema}.${schema.table.name}`;
   checkIdentifier('database', database);
   checkIdentifier('table', table, context);
@@ -58,16 +70,32 @@ export function mapTable(schema: TableSchema, database: string, table: string): 
     seen.set(folded, column.name);
   }
   const byName = new Map(schema.columns.map((column) => [column.name, column]));
+  const chosen = new Map<string, ColumnChoice>();
+  for (const choice of choices) {
+    if (choice.table.schema !== schema.table.schema || choice.table.name !== schema.table.name) continue;
+    chosen.set(choice.column, choice);
+  }
   const keys = schema.primaryKey.map((name) => {
     const column = byName.get(name);
     if (!column)
       throw new StarRocksError('fatal', `${context}: key column ${JSON.stringify(name)} is not a column`);
-    return mapColumn(column, true);
+    const policy = chosen.get(name)?.onUnrepresentable;
+    if (policy === 'null' || policy === 'clamp') {
+      const ref = `${schema.table.schema}.${schema.table.name}.${name}`;
+      throw new StarRocksError(
+        'operator',
+        `${context}: key column ${JSON.stringify(name)} can't take --on-unrepresentable ${policy}: a key value must arrive exactly`,
+        {
+          solution: `drop --on-unrepresentable ${ref}; use --column-as ${ref}=text for a key StarRocks can't type`,
+        },
+      );
+    }
+    return mapColumn(column, true, chosen.get(name));
   });
   const keySet = new Set(schema.primaryKey);
   const rest = schema.columns
     .filter((column) => !keySet.has(column.name))
-    .map((column) => mapColumn(column, false));
+    .map((column) => mapColumn(column, false, chosen.get(column.name)));
   return {
     source: schema.table,
     database,
@@ -77,13 +105,48 @@ export function mapTable(schema: TableSchema, database: string, table: string): 
   };
 }
 
-export function mapColumn(column: ColumnSchema, key: boolean): MappedColumn {
-  const mapped = mapColumnType(column.type, key);
-  return { name: column.name, sql: mapped.sql, codec: mapped.codec, key };
+export function mapColumn(column: ColumnSchema, key: boolean, choice?: ColumnChoice): MappedColumn {
+  const mapped = mapColumnType(column.type, key, choice?.target);
+  return {
+    name: column.name,
+    sql: mapped.sql,
+    rule: mapped.rule,
+    key,
+    ...(choice?.onUnrepresentable ? { policy: choice.onUnrepresentable } : {}),
+    ...(column.backfill === undefined ? {} : { backfill: column.backfill }),
+  };
 }
 
-function columnDefinition(column: MappedColumn): string {
-  return `${quoteIdentifier(column.name)} ${column.sql} ${column.key ? 'not null' : 'null'}`;
+function columnDefinition(column: MappedColumn, defaultLiteral?: string): string {
+  const nullability = column.key ? 'not null' : 'null';
+  const byDefault = defaultLiteral === undefined ? '' : ` default ${defaultLiteral}`;
+  return `${quoteIdentifier(column.name)} ${column.sql} ${nullability}${byDefault}`;
+}
+
+/** Rule kinds whose values StarRocks takes as a column DEFAULT literal, exactly. */
+const DEFAULTABLE = new Set(['integer', 'decimal', 'varchar', 'date', 'datetime']);
+
+/**
+ * How rows that predate an added column get PostgreSQL's value for it: `null` when they hold NULL,
+ * `{ literal }` when StarRocks' `ADD COLUMN … DEFAULT` can give it exactly, `resync` when only copying the
+ * table again can (a volatile default, a value StarRocks takes no DEFAULT for or can't hold exactly).
+ */
+export function backfillOf(column: MappedColumn): 'null' | { literal: string } | 'resync' {
+  const backfill = column.backfill;
+  if (backfill === undefined) return 'null';
+  if (backfill === 'unknown') return 'resync';
+  const value = backfill.value;
+  if (value === null) return 'null';
+  if (
+    typeof value === 'symbol' ||
+    !DEFAULTABLE.has(column.rule.kind) ||
+    unrepresentable(value, column.rule)
+  ) {
+    return 'resync';
+  }
+  // The value as it would travel in a load (JSON), unquoted, as a SQL string literal.
+  const encoded = JSON.parse(encodeValue(value, column.rule)) as unknown;
+  return { literal: stringLiteral(String(encoded)) };
 }
 
 export function createDatabaseSql(database: string): string {
@@ -100,13 +163,16 @@ export function createTableSql(mapping: TableMapping, options: TableDdlOptions =
   const withProperties = properties.length > 0 ? `\nproperties (${properties.join(', ')})` : '';
   return (
     `create table if not exists ${qualifiedTable(mapping.database, mapping.table)} (\n  ` +
-    mapping.columns.map(columnDefinition).join(',\n  ') +
+    mapping.columns.map((column) => columnDefinition(column)).join(',\n  ') +
     `\n) primary key (${keys})\ndistributed by hash(${keys})${buckets}${withProperties}`
   );
 }
 
+/** `ADD COLUMN`, with a DEFAULT giving rows that predate the column PostgreSQL's value where one exists. */
 export function addColumnSql(mapping: TableMapping, column: MappedColumn): string {
-  return `alter table ${qualifiedTable(mapping.database, mapping.table)} add column ${columnDefinition(column)}`;
+  const backfill = backfillOf(column);
+  const literal = typeof backfill === 'object' ? backfill.literal : undefined;
+  return `alter table ${qualifiedTable(mapping.database, mapping.table)} add column ${columnDefinition(column, literal)}`;
 }
 
 export function dropColumnSql(mapping: TableMapping, column: string): string {

@@ -17,10 +17,12 @@ import {
   type StarRocksConnection,
   type StarRocksDatasource,
 } from './connection.ts';
-import { encodeBodies, type WriteOp } from './encoding.ts';
+import type { ColumnChoice } from './column-choice.ts';
+import { encodeBodies, loadField, type WriteOp } from './encoding.ts';
 import { type LabelParts, streamLoadLabel } from './label.ts';
 import {
   addColumnSql,
+  backfillOf,
   createDatabaseSql,
   createTableSql,
   dropColumnSql,
@@ -39,6 +41,8 @@ export interface StarRocksSinkOptions {
   targetTable?: (table: TableRef) => string;
   /** Properties for created tables. */
   ddl?: TableDdlOptions;
+  /** The job's per-column choices: target type, and what to do with values StarRocks can't hold. */
+  columnChoices?: readonly ColumnChoice[];
   /** Least time between two loads into one table, in ms (default 1,000: StarRocks caps versions). */
   minLoadIntervalMs?: number;
   /** Largest Stream Load body in bytes (default 64 MiB; StarRocks refuses JSON bodies over 100 MB). */
@@ -59,13 +63,22 @@ export interface WriteResult {
   rows: number;
   /** Loads StarRocks reported as already applied by an earlier attempt. */
   deduplicated: number;
+  /** Values loaded as NULL / as the nearest value StarRocks holds, by the job's column choices. */
+  nulled: number;
+  clamped: number;
+}
+
+/** Called by `ensureTable`/`applySchema` before they add a column whose older rows only a re-copy can fill. */
+export interface SchemaHooks {
+  /** Must durably record that `table` needs copying again before resolving: the ALTER follows at once. */
+  beforeResyncAlter?(table: TableRef): Promise<void>;
 }
 
 export interface StarRocksSink {
   /** Creates the database and the table when missing, adds missing columns; returns the mapping used. */
-  ensureTable(schema: TableSchema): Promise<TableMapping>;
+  ensureTable(schema: TableSchema, hooks?: SchemaHooks): Promise<TableMapping>;
   /** Applies added and dropped columns (checked in information_schema first). */
-  applySchema(event: SchemaEvent): Promise<TableMapping>;
+  applySchema(event: SchemaEvent, hooks?: SchemaHooks): Promise<TableMapping>;
   /** Writes one batch of one table; resolves when StarRocks has committed all of it. */
   write(table: TableRef, ops: readonly WriteOp[], labelParts: LabelParts): Promise<WriteResult>;
   /** Empties the target table (a TRUNCATE event). Flush earlier writes first. */
@@ -100,7 +113,7 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
   let databaseReady = false;
 
   function mapSchema(schema: TableSchema): TableMapping {
-    const mapping = mapTable(schema, datasource.database, targetTable(schema.table));
+    const mapping = mapTable(schema, datasource.database, targetTable(schema.table), options.columnChoices);
     const source = sourceKey(schema.table);
     const owner = owners.get(mapping.table.toLowerCase());
     if (owner !== undefined && owner !== source) {
@@ -148,9 +161,17 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
     }
   }
 
-  async function reconcile(mapping: TableMapping, dropped: readonly string[]): Promise<void> {
+  async function reconcile(
+    mapping: TableMapping,
+    dropped: readonly string[],
+    hooks?: SchemaHooks,
+  ): Promise<void> {
     const existing = await existingColumns(connection, mapping.database, mapping.table);
     if (!existing) throw tableMissing(mapping);
+    const adding = mapping.columns.filter((column) => !existing.has(column.name.toLowerCase()));
+    if (adding.some((column) => !column.key && backfillOf(column) === 'resync')) {
+      await hooks?.beforeResyncAlter?.(mapping.source);
+    }
     for (const name of dropped) {
       const folded = name.toLowerCase();
       const column = existing.get(folded);
@@ -181,7 +202,7 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
     }
   }
 
-  async function ensureTable(schema: TableSchema): Promise<TableMapping> {
+  async function ensureTable(schema: TableSchema, hooks?: SchemaHooks): Promise<TableMapping> {
     const mapping = mapSchema(schema);
     if (!databaseReady) {
       await connection.query(createDatabaseSql(mapping.database));
@@ -189,13 +210,13 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
     }
     const existing = await existingColumns(connection, mapping.database, mapping.table);
     if (!existing) await connection.query(createTableSql(mapping, options.ddl));
-    else await reconcile(mapping, []);
+    else await reconcile(mapping, [], hooks);
     return remember(mapping);
   }
 
-  async function applySchema(event: SchemaEvent): Promise<TableMapping> {
+  async function applySchema(event: SchemaEvent, hooks?: SchemaHooks): Promise<TableMapping> {
     const previous = mappings.get(sourceKey(event.schema.table));
-    if (!previous) return ensureTable(event.schema);
+    if (!previous) return ensureTable(event.schema, hooks);
     const mapping = mapSchema(event.schema);
     if (mapping.primaryKey.join('\0') !== previous.primaryKey.join('\0')) throw keyChanged(mapping);
     const before = new Map(previous.columns.map((column) => [column.name, column.sql]));
@@ -210,7 +231,7 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
         );
       }
     }
-    await reconcile(mapping, event.dropped);
+    await reconcile(mapping, event.dropped, hooks);
     return remember(mapping);
   }
 
@@ -221,19 +242,25 @@ export function createStarRocksSink(options: StarRocksSinkOptions): StarRocksSin
   ): Promise<WriteResult> {
     const mapping = mappings.get(sourceKey(table));
     if (!mapping) throw new StarRocksError('fatal', `write to ${sourceKey(table)} before ensureTable`);
-    const result: WriteResult = { loads: 0, rows: 0, deduplicated: 0 };
+    const result: WriteResult = { loads: 0, rows: 0, deduplicated: 0, nulled: 0, clamped: 0 };
+    const context = { datasource: datasource.name, table: `${table.schema}.${table.name}` };
     let part = 0;
-    for (const group of groupByColumnSet(mapping, ops)) {
+    for (const group of groupByColumnSet(mapping, foldByKey(mapping, ops))) {
       const columns = group.present
         ? mapping.columns.filter((column) => group.present!.has(column.name))
         : mapping.columns;
-      for (const body of encodeBodies(columns, group.ops, maxLoadBytes)) {
+      const encoded = encodeBodies(columns, group.ops, maxLoadBytes, context);
+      result.nulled += encoded.nulled;
+      result.clamped += encoded.clamped;
+      const header = columnsHeader(columns, group.present !== undefined);
+      for (const body of encoded.bodies) {
         await throttle(mapping.table);
         const outcome = await client.load({
           table: mapping.table,
           label: streamLoadLabel(labelParts, mapping.table, part++),
           body,
-          ...(group.present ? { partialColumns: columns.map((column) => column.name) } : {}),
+          ...(header ? { columns: header } : {}),
+          ...(group.present ? { partial: true } : {}),
         });
         lastLoadAt.set(mapping.table, Date.now());
         result.loads++;
@@ -277,54 +304,104 @@ interface OpGroup {
 }
 
 /**
- * Splits a batch into loads: full rows in one, TOAST-partial rows grouped by the set of columns they carry.
- * A change may move to an earlier group than the one it would start, but never before an earlier change to
- * the same key, so per-key order — the only order a Primary Key table observes — is kept.
+ * The `columns` header a load needs: only when a VARBINARY column travels as hex under a temporary field
+ * (`b=hex_decode_binary(__sluice_hex_1)`; StarRocks stores a JSON string's bytes raw otherwise), or for a
+ * partial update, which must list its columns.
+ */
+export function columnsHeader(columns: readonly EncodedColumnLike[], partial: boolean): string[] | undefined {
+  const binary = columns.some((column) => column.rule.kind === 'binary');
+  if (!binary && !partial) return undefined;
+  const header: string[] = [];
+  const derived: string[] = [];
+  columns.forEach((column, index) => {
+    const field = loadField(column, index);
+    header.push(field);
+    if (field !== column.name) derived.push(`${column.name}=hex_decode_binary(${field})`);
+  });
+  return [...header, ...derived];
+}
+
+type EncodedColumnLike = TableMapping['columns'][number];
+
+/**
+ * One operation per key, the last one winning with full-row semantics: a later full row or delete replaces
+ * what came before, a TOAST-partial row is merged into the row before it. StarRocks then never sees a key
+ * twice in one load — the order of a delete and a re-upsert of one key inside a load is not kept on
+ * shared-data clusters (StarRocks issue #75014) — and loads get smaller.
+ */
+export function foldByKey(mapping: TableMapping, ops: readonly WriteOp[]): WriteOp[] {
+  const folded = new Map<string, WriteOp>();
+  for (const op of ops) {
+    const row = op.kind === 'upsert' ? op.row : op.key;
+    const key = keyOf(mapping, row);
+    const previous = folded.get(key);
+    if (op.kind === 'upsert' && op.refetch) {
+      throw new StarRocksError(
+        'fatal',
+        `a moved row of ${mapping.source.schema}.${mapping.source.name} reached the sink without its unchanged TOAST values`,
+      );
+    }
+    if (!previous || op.kind === 'delete' || !isPartial(op.row)) {
+      folded.set(key, op);
+      continue;
+    }
+    if (previous.kind === 'delete') {
+      throw new StarRocksError(
+        'fatal',
+        `${mapping.source.schema}.${mapping.source.name}: an update without its TOAST values follows a delete of the same key`,
+      );
+    }
+    const merged: Row = { ...previous.row };
+    for (const name in op.row) {
+      const value = op.row[name]!;
+      if (value !== UNCHANGED_TOAST || !(name in merged)) merged[name] = value;
+    }
+    folded.set(key, { kind: 'upsert', row: merged });
+  }
+  return [...folded.values()];
+}
+
+function isPartial(row: Row): boolean {
+  for (const name in row) if (row[name] === UNCHANGED_TOAST) return true;
+  return false;
+}
+
+function keyOf(mapping: TableMapping, row: Row): string {
+  return JSON.stringify(mapping.primaryKey.map((name) => row[name] ?? null));
+}
+
+/**
+ * Splits a batch into loads: full rows and deletes in one, TOAST-partial rows grouped by the set of
+ * columns they carry. The batch holds each key once (`foldByKey`), so no order between loads matters.
  */
 export function groupByColumnSet(mapping: TableMapping, ops: readonly WriteOp[]): OpGroup[] {
-  // Deletes carry only the key and travel with full rows: partial-update loads hold upserts only.
-  const signatureOf = (op: WriteOp): string => {
-    if (op.kind === 'delete') return '';
-    let signature: string | null = null;
-    for (const column of mapping.columns) {
-      if (op.row[column.name] === UNCHANGED_TOAST) signature = `${signature ?? ''}${column.name}\0`;
-    }
-    return signature === null ? '' : signature;
-  };
-  if (!ops.some((op) => signatureOf(op) !== '')) {
-    return ops.length === 0 ? [] : [{ present: undefined, signature: '', ops: [...ops] }];
-  }
-  const groups: OpGroup[] = [];
-  const lastGroupOfKey = new Map<string, number>();
+  const groups = new Map<string, OpGroup>();
   for (const op of ops) {
-    const signature = signatureOf(op);
-    const row = op.kind === 'upsert' ? op.row : op.key;
-    const key = JSON.stringify(mapping.primaryKey.map((name) => row[name] ?? null));
-    let index = -1;
-    for (let i = lastGroupOfKey.get(key) ?? 0; i < groups.length; i++) {
-      if (groups[i]!.signature === signature) {
-        index = i;
-        break;
+    let signature = '';
+    if (op.kind === 'upsert') {
+      for (const column of mapping.columns) {
+        if (op.row[column.name] === UNCHANGED_TOAST) signature += `${column.name}\0`;
       }
     }
-    if (index < 0) {
+    let group = groups.get(signature);
+    if (!group) {
       const missing = signature ? new Set(signature.split('\0')) : undefined;
       const present = missing
         ? new Set(mapping.columns.filter((column) => !missing.has(column.name)).map((column) => column.name))
         : undefined;
-      groups.push({ present, signature, ops: [] });
-      index = groups.length - 1;
+      group = { present, signature, ops: [] };
+      groups.set(signature, group);
     }
-    groups[index]!.ops.push(op);
-    lastGroupOfKey.set(key, index);
+    group.ops.push(op);
   }
-  return groups;
+  return [...groups.values()];
 }
 
 /**
  * One table's row changes as sink operations, in order. An update that moved the key becomes a delete of
  * the old key and an upsert; unchanged TOAST values are filled from the old row when the source sent it
- * (REPLICA IDENTITY FULL). A moved row whose TOAST values are unknown can't be written faithfully.
+ * (REPLICA IDENTITY FULL). A moved row whose TOAST values the WAL doesn't hold (REPLICA IDENTITY DEFAULT)
+ * is marked `refetch`: the pipeline reads those values from the source before the write.
  */
 export function toWriteOps(events: readonly ChangeEvent[], primaryKey: readonly string[]): WriteOp[] {
   const ops: WriteOp[] = [];
@@ -343,14 +420,11 @@ export function toWriteOps(events: readonly ChangeEvent[], primaryKey: readonly 
         }
         const moved = primaryKey.some((name) => JSON.stringify(old[name]) !== JSON.stringify(row[name]));
         if (moved) {
-          if (Object.values(row).includes(UNCHANGED_TOAST)) {
-            throw new StarRocksError(
-              'operator',
-              `an update moved a row's primary key in ${event.table.schema}.${event.table.name} but left TOAST columns unsent`,
-              { solution: 'set REPLICA IDENTITY FULL on the PostgreSQL table so the old values are sent' },
-            );
-          }
           ops.push({ kind: 'delete', key: old });
+          if (isPartial(row)) {
+            ops.push({ kind: 'upsert', row, refetch: true });
+            continue;
+          }
         }
       }
       ops.push({ kind: 'upsert', row });

@@ -13,8 +13,8 @@ const DATABASE = 'loads';
 const int4: PgColumnType = { oid: 23, name: 'int4', modifier: -1, kind: 'base' };
 const text: PgColumnType = { oid: 25, name: 'text', modifier: -1, kind: 'base' };
 const columns = [
-  { name: 'id', codec: 'plain' as const, key: true },
-  { name: 'v', codec: 'plain' as const, key: false },
+  { name: 'id', rule: { kind: 'integer' as const }, key: true },
+  { name: 'v', rule: { kind: 'varchar' as const, bytes: 100 }, key: false },
 ];
 
 function body(...rows: [number, string][]) {
@@ -22,7 +22,7 @@ function body(...rows: [number, string][]) {
     columns,
     rows.map(([id, v]) => ({ kind: 'upsert' as const, row: { id, v } })),
     1 << 30,
-  )[0]!;
+  ).bodies[0]!;
 }
 
 let labelCounter = 0;
@@ -85,6 +85,13 @@ describe('Stream Load client', () => {
       expect(request.expectContinue).toBe(true);
     }
     expect(emulator.rows(DATABASE, 't')).toContainEqual({ id: 1, v: 'a' });
+  });
+
+  it('sends every load in strict mode with no filtered row allowed, so StarRocks never loads a failed conversion as NULL', async () => {
+    const label = nextLabel();
+    await client().load({ table: 't', label, body: body([5, 'e']) });
+    const load = emulator.loads.find((entry) => entry.label === label);
+    expect(load?.headers).toMatchObject({ strict_mode: 'true', max_filter_ratio: '0' });
   });
 
   it('retries a connection reset mid-body under the same label and applies the load once', async () => {

@@ -40,8 +40,13 @@ export interface StreamLoadRequest {
   table: string;
   label: string;
   body: EncodedBody;
-  /** For a partial update: the columns every row carries (key included). */
-  partialColumns?: readonly string[];
+  /**
+   * The `columns` header without `__op` (the client appends it): the JSON fields each row may carry, and
+   * derived columns such as `b=hex_decode_binary(__sluice_hex_1)`. Unset: fields match columns by name.
+   */
+  columns?: readonly string[];
+  /** A partial update: rows carry only `columns` (key included); StarRocks keeps the other columns. */
+  partial?: boolean;
 }
 
 export type StreamLoadStatus = 'Success' | 'Publish Timeout' | 'Label Already Exists';
@@ -199,12 +204,16 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
       format: 'json',
       strip_outer_array: 'true',
       max_filter_ratio: '0',
+      // Without strict mode StarRocks loads a value that fails conversion as NULL and answers Success
+      // (be/src/exec/file_scanner.cpp FileScanner::materialize); with it such a row is filtered, and
+      // max_filter_ratio 0 fails the load. The sink checks values first; this is the second line.
+      strict_mode: 'true',
       timeout: String(options.loadTimeoutSeconds ?? 600),
     };
-    if (request.partialColumns) {
+    if (request.columns) headers.columns = [...request.columns, '__op'].join(',');
+    if (request.partial) {
       headers.partial_update = 'true';
       headers.partial_update_mode = 'row';
-      headers.columns = [...request.partialColumns, '__op'].join(',');
     }
     return headers;
   }

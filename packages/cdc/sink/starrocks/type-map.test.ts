@@ -14,7 +14,8 @@ const numeric = (precision: number, scale: number) =>
   base('numeric', ((precision << 16) | (scale & 0x7ff)) + 4);
 const varcharTypmod = (n: number) => n + 4;
 
-// Every type the PostgreSQL source decodes: [description, type, StarRocks type, codec, as key, key codec].
+// Every type the PostgreSQL source decodes: [description, type, StarRocks type, value rule, as key, key rule].
+// Rules: plain = the type's own rule, text = VARCHAR holding PostgreSQL's text.
 const cases: [string, PgColumnType, string, string, string, string][] = [
   ['bool', base('bool'), 'BOOLEAN', 'plain', 'BOOLEAN', 'plain'],
   ['int2', base('int2'), 'SMALLINT', 'plain', 'SMALLINT', 'plain'],
@@ -25,9 +26,9 @@ const cases: [string, PgColumnType, string, string, string, string][] = [
   ['float8', base('float8'), 'DOUBLE', 'plain', 'VARCHAR(128)', 'text'],
   ['numeric(10,2)', numeric(10, 2), 'DECIMAL(10, 2)', 'plain', 'VARCHAR(128)', 'text'],
   ['numeric(38,0)', numeric(38, 0), 'DECIMAL(38, 0)', 'plain', 'VARCHAR(128)', 'text'],
-  ['numeric(50,5) (beyond DECIMAL)', numeric(50, 5), 'VARCHAR(1024)', 'plain', 'VARCHAR(128)', 'plain'],
-  ['numeric(5,-2) (negative scale)', numeric(5, -2), 'VARCHAR(1024)', 'plain', 'VARCHAR(128)', 'plain'],
-  ['numeric without precision', base('numeric'), 'VARCHAR(1024)', 'plain', 'VARCHAR(128)', 'plain'],
+  ['numeric(50,5) (beyond DECIMAL)', numeric(50, 5), 'VARCHAR(1048576)', 'plain', 'VARCHAR(128)', 'plain'],
+  ['numeric(5,-2) (negative scale)', numeric(5, -2), 'VARCHAR(1048576)', 'plain', 'VARCHAR(128)', 'plain'],
+  ['numeric without precision', base('numeric'), 'VARCHAR(1048576)', 'plain', 'VARCHAR(128)', 'plain'],
   ['money', base('money'), 'VARCHAR(64)', 'plain', 'VARCHAR(64)', 'plain'],
   ['text', base('text'), 'VARCHAR(1048576)', 'plain', 'VARCHAR(128)', 'plain'],
   ['varchar(20)', base('varchar', varcharTypmod(20)), 'VARCHAR(80)', 'plain', 'VARCHAR(80)', 'plain'],
@@ -35,7 +36,7 @@ const cases: [string, PgColumnType, string, string, string, string][] = [
   ['bpchar(3)', base('bpchar', varcharTypmod(3)), 'VARCHAR(12)', 'plain', 'VARCHAR(12)', 'plain'],
   ['"char"', base('char'), 'VARCHAR(4)', 'plain', 'VARCHAR(4)', 'plain'],
   ['name', base('name'), 'VARCHAR(64)', 'plain', 'VARCHAR(64)', 'plain'],
-  ['bytea', base('bytea'), 'VARBINARY', 'plain', 'VARCHAR(128)', 'text'],
+  ['bytea', base('bytea'), 'VARBINARY(1048576)', 'plain', 'VARCHAR(128)', 'text'],
   ['date', base('date'), 'DATE', 'date', 'DATE', 'date'],
   ['time', base('time'), 'VARCHAR(32)', 'plain', 'VARCHAR(32)', 'plain'],
   ['timetz', base('timetz'), 'VARCHAR(32)', 'plain', 'VARCHAR(32)', 'plain'],
@@ -133,7 +134,7 @@ const arrayCases: [string, PgColumnType, string, string][] = [
   ['float4[]', base('float4'), 'ARRAY<FLOAT>', 'plain'],
   ['float8[]', base('float8'), 'ARRAY<DOUBLE>', 'plain'],
   ['numeric(10,2)[]', numeric(10, 2), 'ARRAY<DECIMAL(10, 2)>', 'plain'],
-  ['numeric[]', base('numeric'), 'ARRAY<VARCHAR(1024)>', 'plain'],
+  ['numeric[]', base('numeric'), 'ARRAY<VARCHAR(1048576)>', 'plain'],
   ['money[]', base('money'), 'ARRAY<VARCHAR(64)>', 'plain'],
   ['text[]', base('text'), 'ARRAY<VARCHAR(1048576)>', 'plain'],
   ['varchar(4)[]', base('varchar', varcharTypmod(4)), 'ARRAY<VARCHAR(16)>', 'plain'],
@@ -168,22 +169,51 @@ const arrayCases: [string, PgColumnType, string, string][] = [
   ['oid[]', base('oid'), 'ARRAY<BIGINT>', 'plain'],
   ['pg_lsn[]', base('pg_lsn'), 'ARRAY<VARCHAR(32)>', 'plain'],
   ['enum[]', { oid: 0, name: 'mood', modifier: -1, kind: 'enum' }, 'ARRAY<VARCHAR(256)>', 'plain'],
-  ['int4range[]', { oid: 0, name: 'int4range', modifier: -1, kind: 'range' }, 'JSON', 'plain'],
-  ['composite[]', { oid: 0, name: 'address', modifier: -1, kind: 'composite' }, 'JSON', 'plain'],
+  [
+    'int4range[]',
+    { oid: 0, name: 'int4range', modifier: -1, kind: 'range' },
+    'ARRAY<VARCHAR(1048576)>',
+    'plain',
+  ],
+  [
+    'composite[]',
+    { oid: 0, name: 'address', modifier: -1, kind: 'composite' },
+    'ARRAY<VARCHAR(1048576)>',
+    'plain',
+  ],
 ];
 
 describe('PostgreSQL → StarRocks type mapping', () => {
-  it.each(cases)(
-    'maps %s to %s (%s), and as a key to %s (%s)',
-    (_name, type, sql, codec, keySql, keyCodec) => {
-      expect(mapColumnType(type)).toEqual({ sql, codec });
-      expect(mapColumnType(type, true)).toEqual({ sql: keySql, codec: keyCodec });
-    },
-  );
+  it.each(cases)('maps %s to %s, and as a key to %s', (_name, type, sql, _rule, keySql) => {
+    expect(mapColumnType(type).sql).toBe(sql);
+    expect(mapColumnType(type, true).sql).toBe(keySql);
+    if (keySql.startsWith('VARCHAR')) expect(mapColumnType(type, true).rule.kind).toBe('varchar');
+  });
 
-  it.each(arrayCases)('maps %s to %s (%s), and as a key to VARCHAR text', (_name, element, sql, codec) => {
-    expect(mapColumnType(arrayOf(element))).toEqual({ sql, codec });
-    expect(mapColumnType(arrayOf(element), true)).toEqual({ sql: 'VARCHAR(128)', codec: 'text' });
+  it.each(arrayCases)('maps %s to %s, and as a key to VARCHAR text', (_name, element, sql) => {
+    expect(mapColumnType(arrayOf(element)).sql).toBe(sql);
+    expect(mapColumnType(arrayOf(element), true)).toEqual({
+      sql: 'VARCHAR(128)',
+      rule: { kind: 'varchar', bytes: 128 },
+    });
+  });
+
+  it('maps any column the job marks as text to VARCHAR holding PostgreSQL text, keys to VARCHAR(128)', () => {
+    for (const [, type] of cases) {
+      expect(mapColumnType(type, false, 'text')).toEqual({
+        sql: 'VARCHAR(1048576)',
+        rule: { kind: 'varchar', bytes: 1048576 },
+      });
+      expect(mapColumnType(type, true, 'text').sql).toBe('VARCHAR(128)');
+    }
+  });
+
+  it('maps bytea to VARBINARY decoded from hex, never to a VARBINARY fed hex text', () => {
+    expect(mapColumnType(base('bytea')).rule).toEqual({ kind: 'binary', bytes: 1048576 });
+    expect(mapColumnType(arrayOf(base('bytea'))).rule).toEqual({
+      kind: 'array',
+      element: { kind: 'varchar', bytes: 1048576 },
+    });
   });
 
   it('maps every key to a type StarRocks accepts as a Primary Key column', () => {
@@ -199,7 +229,7 @@ describe('PostgreSQL → StarRocks type mapping', () => {
   it('maps an array with an unknown element to JSON', () => {
     expect(mapColumnType({ oid: 0, name: '_x', modifier: -1, kind: 'array' })).toEqual({
       sql: 'JSON',
-      codec: 'plain',
+      rule: { kind: 'json-value' },
     });
   });
 });

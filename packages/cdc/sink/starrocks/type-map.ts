@@ -1,67 +1,72 @@
-// PostgreSQL → StarRocks column types, after Flink CDC's mapping (see shared/reference/starrocks.md), and
-// the codec that turns the source's decoded value into the JSON the mapped column loads from.
+// PostgreSQL → StarRocks column types (the README's "Types" table is this file in prose), and the rule each
+// mapped column's values follow: what StarRocks holds exactly, and how a value travels in a JSON Stream Load.
 //
-// Choices where the reference allows variations, and why:
+// Choices, and why:
 // - varchar(n)/bpchar(n) → VARCHAR(min(4n, 1048576)): StarRocks counts bytes; 4 covers any UTF-8 character.
 // - text and other unbounded text → VARCHAR(1048576) (the largest VARCHAR), not STRING (65533 bytes).
 // - numeric without precision, or with p > 38 or a negative scale → VARCHAR: lossless, where DECIMAL(38, s)
 //   would round. money → VARCHAR: PostgreSQL's money text carries a currency format.
-// - timestamptz → DATETIME in UTC (the source already normalises it; the codec drops the `+00`).
-//   ±infinity → the DATETIME/DATE range ends, since StarRocks has no infinity.
-// - json/jsonb → JSON, the text spliced unparsed. Arrays → ARRAY<element> when the element maps to a
-//   scalar StarRocks type (one dimension; StarRocks filters a multi-dimensional value, so it fails loudly);
-//   json[]/jsonb[] → JSON holding the array.
-// - Key columns must be BOOLEAN, integers, VARCHAR, DATE or DATETIME: any other mapped key type becomes
-//   VARCHAR carrying PostgreSQL's text (floats, numerics, json, bytea as hex, arrays as JSON text…), at most
-//   128 bytes because StarRocks caps an encoded primary key at 128 bytes.
+// - bytea → VARBINARY, travelling as hex and decoded by StarRocks' `hex_decode_binary` in the load's
+//   `columns` header: a JSON string loaded into VARBINARY is stored as its raw bytes (StarRocks
+//   be/src/exprs/cast_expr.cpp, string→binary is a copy), so sending hex alone would store the hex text.
+// - timestamptz → DATETIME in UTC (the source normalises it). Dates outside 0000-01-01…9999-12-31, BC
+//   dates and ±infinity have no StarRocks form: they are unrepresentable (see representable.ts).
+// - json/jsonb → JSON. Arrays → ARRAY<element> when the element maps to a scalar type (one dimension);
+//   json[]/jsonb[] and arrays of text-only types StarRocks has no ARRAY form for → JSON holding the array.
+// - Key columns must be BOOLEAN, integers, VARCHAR, DATE or DATETIME: any other key becomes VARCHAR(128)
+//   holding PostgreSQL's text (floats, numerics, json, bytea as hex, arrays…): StarRocks caps an encoded
+//   primary key at 128 bytes.
+// - A column the job marks `text` is VARCHAR holding PostgreSQL's text of the value, whatever its type.
 import type { PgColumnType } from '../../change-event.ts';
+import type { ColumnTarget } from './column-choice.ts';
 
-/** How a decoded value becomes JSON for its StarRocks column. */
-export type ValueCodec =
-  /** `JSON.stringify` the value as is. */
-  | 'plain'
-  /** The value is JSON text (json/jsonb): splice it unparsed. */
-  | 'json'
-  /** An array of JSON texts (json[]/jsonb[]): splice each element. */
-  | 'json-array'
-  /** Anything → its text, as a JSON string (numbers and booleans printed, arrays as JSON text). */
-  | 'text'
-  /** A timestamp/timestamptz string → StarRocks DATETIME text. */
-  | 'datetime'
-  /** A date string → StarRocks DATE text (infinities clamped). */
-  | 'date'
-  /** Arrays of timestamps / dates: element-wise. */
-  | 'datetime-array'
-  | 'date-array';
+/** What a mapped column's values must be to arrive exactly, and how they are written in the load's JSON. */
+export type ValueRule =
+  | { kind: 'boolean' }
+  | { kind: 'integer' }
+  | { kind: 'float' }
+  | { kind: 'decimal'; precision: number; scale: number }
+  /** PostgreSQL's text of the value (numbers, booleans and arrays printed as PostgreSQL prints them). */
+  | { kind: 'varchar'; bytes: number }
+  /** bytea (lowercase hex from the source) → VARBINARY through `hex_decode_binary`. */
+  | { kind: 'binary'; bytes: number }
+  | { kind: 'date' }
+  | { kind: 'datetime' }
+  /** JSON text spliced unparsed (checked for what StarRocks' JSON can't hold). */
+  | { kind: 'json' }
+  /** An array of JSON texts (json[]/jsonb[]) → one JSON array. */
+  | { kind: 'json-array' }
+  /** Any value as JSON (arrays of text-only element types). */
+  | { kind: 'json-value' }
+  /** One-dimensional ARRAY<element>. */
+  | { kind: 'array'; element: ValueRule };
 
 export interface MappedType {
   /** The StarRocks column type as written in DDL, e.g. `DECIMAL(10, 2)`, `ARRAY<INT>`. */
   sql: string;
-  codec: ValueCodec;
+  rule: ValueRule;
 }
 
-const MAX_VARCHAR = 1_048_576;
+export const MAX_VARCHAR = 1_048_576;
 const MAX_KEY_VARCHAR = 128;
 const KEY_TYPES = /^(BOOLEAN|TINYINT|SMALLINT|INT|BIGINT|LARGEINT|DATE|DATETIME|VARCHAR\(\d+\))$/;
 
-/** Maps a column's PostgreSQL type; `key` for primary-key columns (StarRocks refuses some key types). */
-export function mapColumnType(type: PgColumnType, key = false): MappedType {
+/**
+ * Maps a column's PostgreSQL type; `key` for primary-key columns (StarRocks refuses some key types);
+ * `target` is the job's choice for the column.
+ */
+export function mapColumnType(type: PgColumnType, key = false, target: ColumnTarget = 'default'): MappedType {
+  if (target === 'text') return key ? varchar(MAX_KEY_VARCHAR) : TEXT;
   const mapped = mapType(type);
-  if (!key || KEY_TYPES.test(mapped.sql)) {
-    if (key && mapped.sql.startsWith('VARCHAR(')) return { sql: keyVarchar(mapped.sql), codec: mapped.codec };
-    return mapped;
-  }
-  // bytea's codec already yields hex text; everything else prints as PostgreSQL's text (or JSON text).
-  return { sql: `VARCHAR(${MAX_KEY_VARCHAR})`, codec: 'text' };
-}
-
-function keyVarchar(sql: string): string {
-  const length = Number(/\d+/.exec(sql)?.[0] ?? MAX_KEY_VARCHAR);
-  return `VARCHAR(${Math.min(length, MAX_KEY_VARCHAR)})`;
+  if (!key) return mapped;
+  if (mapped.rule.kind === 'varchar') return varchar(Math.min(mapped.rule.bytes, MAX_KEY_VARCHAR));
+  if (KEY_TYPES.test(mapped.sql)) return mapped;
+  return varchar(MAX_KEY_VARCHAR);
 }
 
 function varchar(bytes: number): MappedType {
-  return { sql: `VARCHAR(${Math.max(1, Math.min(bytes, MAX_VARCHAR))})`, codec: 'plain' };
+  const length = Math.max(1, Math.min(bytes, MAX_VARCHAR));
+  return { sql: `VARCHAR(${length})`, rule: { kind: 'varchar', bytes: length } };
 }
 
 const TEXT: MappedType = varchar(MAX_VARCHAR);
@@ -69,22 +74,22 @@ const TEXT: MappedType = varchar(MAX_VARCHAR);
 function mapType(type: PgColumnType): MappedType {
   if (type.kind === 'array') return mapArray(type.element);
   if (type.kind === 'enum') return varchar(64 * 4);
-  if (type.kind !== 'base') return { ...TEXT, codec: 'text' }; // composite, range, multirange, other
+  if (type.kind !== 'base') return TEXT; // composite, range, multirange, other: PostgreSQL's text
   const modifier = type.modifier;
   switch (type.name) {
     case 'bool':
-      return { sql: 'BOOLEAN', codec: 'plain' };
+      return { sql: 'BOOLEAN', rule: { kind: 'boolean' } };
     case 'int2':
-      return { sql: 'SMALLINT', codec: 'plain' };
+      return { sql: 'SMALLINT', rule: { kind: 'integer' } };
     case 'int4':
-      return { sql: 'INT', codec: 'plain' };
+      return { sql: 'INT', rule: { kind: 'integer' } };
     case 'int8':
     case 'oid': // unsigned 32-bit: INT would overflow
-      return { sql: 'BIGINT', codec: 'plain' };
+      return { sql: 'BIGINT', rule: { kind: 'integer' } };
     case 'float4':
-      return { sql: 'FLOAT', codec: 'plain' };
+      return { sql: 'FLOAT', rule: { kind: 'float' } };
     case 'float8':
-      return { sql: 'DOUBLE', codec: 'plain' };
+      return { sql: 'DOUBLE', rule: { kind: 'float' } };
     case 'numeric':
       return mapNumeric(modifier);
     case 'money':
@@ -96,21 +101,13 @@ function mapType(type: PgColumnType): MappedType {
       return varchar(4);
     case 'name':
       return varchar(64);
-    case 'text':
-    case 'xml':
-    case 'tsvector':
-    case 'tsquery':
-    case 'path':
-    case 'polygon':
-    case 'citext':
-      return TEXT;
     case 'bytea':
-      return { sql: 'VARBINARY', codec: 'plain' };
+      return { sql: `VARBINARY(${MAX_VARCHAR})`, rule: { kind: 'binary', bytes: MAX_VARCHAR } };
     case 'date':
-      return { sql: 'DATE', codec: 'date' };
+      return { sql: 'DATE', rule: { kind: 'date' } };
     case 'timestamp':
     case 'timestamptz':
-      return { sql: 'DATETIME', codec: 'datetime' };
+      return { sql: 'DATETIME', rule: { kind: 'datetime' } };
     case 'time':
     case 'timetz':
       return varchar(32);
@@ -118,7 +115,7 @@ function mapType(type: PgColumnType): MappedType {
       return varchar(128);
     case 'json':
     case 'jsonb':
-      return { sql: 'JSON', codec: 'json' };
+      return { sql: 'JSON', rule: { kind: 'json' } };
     case 'uuid':
       return varchar(36);
     case 'inet':
@@ -140,33 +137,37 @@ function mapType(type: PgColumnType): MappedType {
     case 'pg_lsn':
       return varchar(32);
     default:
-      // Ranges, extension types and anything newer: PostgreSQL's text is always a faithful copy.
-      return { ...TEXT, codec: 'text' };
+      // text, xml, tsvector, paths, extension types and anything newer: PostgreSQL's text is a faithful copy.
+      return TEXT;
   }
 }
 
 function mapNumeric(modifier: number): MappedType {
-  if (modifier < 4) return varchar(1024); // unconstrained: any precision, any scale
+  if (modifier < 4) return TEXT; // unconstrained: any precision (131,072 digits), any scale
   const packed = modifier - 4;
   const precision = (packed >> 16) & 0xffff;
   const scale = ((packed & 0x7ff) ^ 1024) - 1024; // PostgreSQL 15+ allows negative scales
-  if (precision > 38 || scale < 0 || scale > precision) return varchar(1024);
-  return { sql: `DECIMAL(${precision}, ${scale})`, codec: 'plain' };
+  if (precision > 38 || scale < 0 || scale > precision) return TEXT;
+  return { sql: `DECIMAL(${precision}, ${scale})`, rule: { kind: 'decimal', precision, scale } };
 }
 
-const ARRAY_ELEMENT_CODECS: Partial<Record<ValueCodec, ValueCodec>> = {
-  plain: 'plain',
-  datetime: 'datetime-array',
-  date: 'date-array',
-};
+const ARRAY_ELEMENTS = new Set<ValueRule['kind']>([
+  'boolean',
+  'integer',
+  'float',
+  'decimal',
+  'varchar',
+  'date',
+  'datetime',
+]);
 
 function mapArray(element: PgColumnType | undefined): MappedType {
-  if (!element) return { sql: 'JSON', codec: 'plain' };
+  if (!element) return { sql: 'JSON', rule: { kind: 'json-value' } };
   const inner = mapType(element);
-  if (inner.codec === 'json') return { sql: 'JSON', codec: 'json-array' };
-  const codec = ARRAY_ELEMENT_CODECS[inner.codec];
-  if (codec === undefined || inner.sql.startsWith('ARRAY<')) return { sql: 'JSON', codec: 'plain' };
-  // VARBINARY elements travel as hex text like bytea itself; ARRAY<VARBINARY> is not loadable from JSON.
-  const sql = inner.sql === 'VARBINARY' ? `VARCHAR(${MAX_VARCHAR})` : inner.sql;
-  return { sql: `ARRAY<${sql}>`, codec };
+  if (inner.rule.kind === 'json') return { sql: 'JSON', rule: { kind: 'json-array' } };
+  // bytea elements travel as hex text: ARRAY<VARBINARY> can't be decoded from hex in a load.
+  if (inner.rule.kind === 'binary')
+    return { sql: `ARRAY<VARCHAR(${MAX_VARCHAR})>`, rule: { kind: 'array', element: TEXT.rule } };
+  if (!ARRAY_ELEMENTS.has(inner.rule.kind)) return { sql: 'JSON', rule: { kind: 'json-value' } };
+  return { sql: `ARRAY<${inner.sql}>`, rule: { kind: 'array', element: inner.rule } };
 }
