@@ -4,12 +4,14 @@ import {
   AuditService,
   AuthService,
   BootstrapTokenService,
+  ColumnTarget,
   DatasourceService,
   health,
   JobService,
   KeyService,
   Role,
   SslMode,
+  UnrepresentablePolicy,
   UserService,
   WorkerAdminService,
 } from '@sluice/proto';
@@ -448,6 +450,101 @@ const CASES: Case[] = [
       job(c, {
         options: { hashColumns: [{ table, column: 'email' }], excludeColumns: [{ table, column: 'email' }] },
       }),
+  },
+  {
+    name: 'a column choice on a table the job does not replicate',
+    code: Code.InvalidArgument,
+    message:
+      /options\.column_options\[0\] \(--column-as public\.users\.born=text\) names table public\.users, which is not one of the job's tables \(--table\)/,
+    call: (c) =>
+      job(c, {
+        options: {
+          columnOptions: [
+            {
+              column: { table: { schema: 'public', name: 'users' }, column: 'born' },
+              target: ColumnTarget.TEXT,
+            },
+          ],
+        },
+      }),
+  },
+  {
+    name: 'two choices for one column',
+    code: Code.InvalidArgument,
+    message:
+      /options\.column_options\[1\] \(--on-unrepresentable public\.orders\.placed=clamp\) repeats column public\.orders\.placed; give each column one entry/,
+    call: (c) =>
+      job(c, {
+        options: {
+          columnOptions: [
+            { column: { table, column: 'placed' }, target: ColumnTarget.TEXT },
+            { column: { table, column: 'placed' }, onUnrepresentable: UnrepresentablePolicy.CLAMP },
+          ],
+        },
+      }),
+  },
+  {
+    name: 'a column choice for an excluded column',
+    code: Code.InvalidArgument,
+    message: /column public\.orders\.note is also excluded \(--exclude-column\)/,
+    call: (c) =>
+      job(c, {
+        options: {
+          excludeColumns: [{ table, column: 'note' }],
+          columnOptions: [
+            { column: { table, column: 'note' }, onUnrepresentable: UnrepresentablePolicy.NULL },
+          ],
+        },
+      }),
+  },
+  {
+    name: 'an unknown unrepresentable-value policy',
+    code: Code.InvalidArgument,
+    message: /on_unrepresentable 9 is not a known policy; --on-unrepresentable takes fail, null or clamp/,
+    call: (c) =>
+      job(c, {
+        options: {
+          columnOptions: [
+            { column: { table, column: 'amount' }, onUnrepresentable: 9 as UnrepresentablePolicy },
+          ],
+        },
+      }),
+  },
+  {
+    name: 'an unknown column target',
+    code: Code.InvalidArgument,
+    message: /target 4 is not a known target; --column-as takes text or default/,
+    call: (c) =>
+      job(c, {
+        options: { columnOptions: [{ column: { table, column: 'amount' }, target: 4 as ColumnTarget }] },
+      }),
+  },
+  {
+    name: 'a column choice without a column',
+    code: Code.InvalidArgument,
+    message: /options\.column_options\[0\]\.column\.table is required/,
+    call: (c) => job(c, { options: { columnOptions: [{ target: ColumnTarget.TEXT }] } }),
+  },
+  {
+    name: 'a column choice with an invisible character in its name',
+    code: Code.InvalidArgument,
+    message: /options\.column_options\[0\]\.column\.column contains a control or invisible character/,
+    call: (c) =>
+      job(c, {
+        options: { columnOptions: [{ column: { table, column: 'a\u200bb' }, target: ColumnTarget.TEXT }] },
+      }),
+  },
+  {
+    name: 'a connection test of tables on a StarRocks sink',
+    code: Code.InvalidArgument,
+    message: /tables \(--table\) can only be checked on a PostgreSQL source; bad-input-sink is StarRocks/,
+    call: (c) => ds(c).testDatasource({ id: c.sinkId, tables: [table] }),
+  },
+  {
+    name: 'a connection test naming one table twice',
+    code: Code.InvalidArgument,
+    message: /tables\[1\] \(--table\) repeats public\.orders/,
+    call: (c) => ds(c).testDatasource({ id: c.sourceId, tables: [table, table] }),
   },
   {
     name: 'pausing a created job',

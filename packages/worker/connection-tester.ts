@@ -1,7 +1,9 @@
 // Runs a connection test handed out by the control plane (which never connects to customer databases
 // itself): opens the datasource's sealed secrets, connects for real, and answers with a classified, scrubbed
-// message — never a raw driver error, which may echo a connection string.
-import { classifyError, createConnector, createStarRocksSink } from '@sluice/cdc';
+// message — never a raw driver error, which may echo a connection string. A PostgreSQL test that names tables
+// also checks them as a job would replicate them (exists, readable, has a usable key); such a refusal still
+// carries the server version, which tells it apart from a connection that failed.
+import { checkReplicableTables, classifyError, createConnector, createStarRocksSink } from '@sluice/cdc';
 import type { ConnectionTest, DatasourceSecrets } from '@sluice/proto';
 import { sinkDatasource, sourceConnection } from './datasource-options.ts';
 
@@ -20,14 +22,19 @@ export type ConnectionTester = (
 export const testConnection: ConnectionTester = async (test, secrets) => {
   const datasource = test.datasource;
   const started = performance.now();
+  let serverVersion = '';
   try {
     if (!datasource) throw new Error('the connection test names no datasource');
-    let serverVersion: string;
     if (datasource.config.case === 'postgres') {
       const client = await createConnector(sourceConnection(datasource, secrets)).connect();
       try {
         serverVersion = (await client.query<{ server_version: string }>('show server_version')).rows[0]!
           .server_version;
+        if (test.tables.length > 0)
+          await checkReplicableTables(
+            client,
+            test.tables.map((table) => ({ schema: table.schema, name: table.name })),
+          );
       } finally {
         await client.end().catch(() => undefined);
       }
@@ -42,15 +49,25 @@ export const testConnection: ConnectionTester = async (test, secrets) => {
       throw new Error('the datasource has no PostgreSQL or StarRocks settings');
     }
     const latencyMs = Math.round(performance.now() - started);
-    return { ok: true, message: `connected to ${datasource.name}`, serverVersion, latencyMs };
+    const checked =
+      test.tables.length > 0 ? ` (${plural(test.tables.length, 'table')} can be replicated)` : '';
+    return { ok: true, message: `connected to ${datasource.name}${checked}`, serverVersion, latencyMs };
   } catch (error) {
     const classified = classifyError(error);
-    const solution = classified.solution ? ` — ${classified.solution}` : '';
+    // A SourceError's message already ends with its solution.
+    const solution =
+      classified.solution && !classified.message.endsWith(classified.solution)
+        ? ` — ${classified.solution}`
+        : '';
     return {
       ok: false,
       message: `${datasource?.name ?? 'datasource'}: ${classified.message}${solution}`.slice(0, 1_000),
-      serverVersion: '',
+      serverVersion,
       latencyMs: Math.round(performance.now() - started),
     };
   }
 };
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}

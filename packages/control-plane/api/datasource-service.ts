@@ -15,6 +15,7 @@ import {
   SslMode,
   StarRocksDatasourceSchema,
   type StarRocksDatasourceSpec,
+  type TableRef,
 } from '@sluice/proto';
 import type pg from 'pg';
 import { auditNoteKey } from '../call-context.ts';
@@ -27,6 +28,7 @@ import {
   notFound,
 } from '../errors.ts';
 import { parseConnectionString } from './connection-string.ts';
+import { runConnectionTest, workerOnline } from './connection-tests.ts';
 import type { ServiceDeps } from './service-deps.ts';
 import {
   requireCertificatePem,
@@ -305,6 +307,20 @@ function secretAssignments(
   return out;
 }
 
+/** Tables a connection test checks: valid identifiers, at most 1,000, no repeats. */
+function resolveTestTables(tables: TableRef[]): Array<{ schema: string; name: string }> {
+  if (tables.length > 1000) throw invalidArgument('tables has more than 1000 entries');
+  const seen = new Set<string>();
+  return tables.map((table, i) => {
+    const schema = requireIdentifier(`tables[${i}].schema`, table.schema);
+    const name = requireIdentifier(`tables[${i}].name`, table.name);
+    const key = JSON.stringify([schema, name]);
+    if (seen.has(key)) throw invalidArgument(`tables[${i}] (--table) repeats ${schema}.${name}`);
+    seen.add(key);
+    return { schema, name };
+  });
+}
+
 export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof DatasourceService> {
   const { pool } = deps;
   return {
@@ -448,41 +464,19 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
       noteResource(ctx, id);
       if (req.waitMs > 60_000) throw invalidArgument(`wait_ms ${req.waitMs} is above the maximum of 60000`);
       const waitMs = req.waitMs || 15_000;
-      await loadDatasource(pool, id);
-      const workers = await pool.query("select 1 from workers where state = 'active' limit 1");
-      if (workers.rowCount === 0)
+      const datasource = await loadDatasource(pool, id);
+      const tables = resolveTestTables(req.tables);
+      if (tables.length > 0 && datasource.config.case !== 'postgres')
+        throw invalidArgument(
+          `tables (--table) can only be checked on a PostgreSQL source; ${datasource.name} is StarRocks`,
+        );
+      if (!(await workerOnline(pool)))
         throw failedPrecondition(
           'no active worker to run the test; the control plane never connects to datasources itself',
         );
-      const testId = randomUUID();
-      await pool.query(
-        `insert into connection_tests (id, datasource_id, expires_at) values ($1, $2, now() + make_interval(secs => $3))`,
-        [testId, id, waitMs / 1000],
-      );
-      const deadline = Date.now() + waitMs;
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal]);
-      while (Date.now() < deadline && !signal.aborted) {
-        const result = await pool.query<{
-          ok: boolean;
-          message: string | null;
-          worker_id: string | null;
-          server_version: string | null;
-          latency_ms: number | null;
-        }>(
-          "select ok, message, worker_id, server_version, latency_ms from connection_tests where id = $1 and state = 'done'",
-          [testId],
-        );
-        const done = result.rows[0];
-        if (done)
-          return {
-            ok: done.ok,
-            message: done.message ?? '',
-            workerId: done.worker_id ?? '',
-            serverVersion: done.server_version ?? '',
-            latencyMs: done.latency_ms ?? 0,
-          };
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      const outcome = await runConnectionTest(pool, id, tables, { waitMs, signal });
+      if (outcome) return outcome;
       throw new ConnectError(`no worker ran the connection test within ${waitMs} ms`, Code.DeadlineExceeded);
     },
   };

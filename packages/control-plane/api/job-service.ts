@@ -7,7 +7,10 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { wipe } from '@sluice/crypto';
 import {
+  type ColumnOption,
+  ColumnOptionSchema,
   type ColumnRef,
+  ColumnTarget,
   type Job,
   type JobCheckpoint,
   JobCheckpointSchema,
@@ -22,6 +25,7 @@ import {
   JobStatusSchema,
   type TableRef,
   TableRefSchema,
+  UnrepresentablePolicy,
 } from '@sluice/proto';
 import type pg from 'pg';
 import { auditNoteKey } from '../call-context.ts';
@@ -40,12 +44,20 @@ import {
   type JobStateName,
   jobStateName,
 } from '../scheduler/job-transitions.ts';
+import { runConnectionTest, workerOnline } from './connection-tests.ts';
 import type { ServiceDeps } from './service-deps.ts';
 import { requireId, requireIdentifier, requireName } from './validation.ts';
 
 const MIB = 1024n * 1024n;
 const MAX_TABLES = 1000;
 const WATCH_POLL_MS = 500;
+/** How long CreateJob waits for a worker's table check in all, and for a worker to claim it. */
+const TABLE_CHECK_WAIT_MS = 10_000;
+const TABLE_CHECK_CLAIM_MS = 3_000;
+/** CreateJob's answer says whether a worker checked the tables (`passed`) or not (`not-checked`), and why. */
+export const TABLE_CHECK_HEADER = 'sluice-table-check';
+/** A sentence for the operator, URI-encoded (table names may be any Unicode). */
+export const TABLE_CHECK_NOTE_HEADER = 'sluice-table-check-note';
 
 interface JobRow {
   id: string;
@@ -174,6 +186,84 @@ function resolveColumns(
   });
 }
 
+const TARGET_WORDS: Record<number, string> = {
+  [ColumnTarget.UNSPECIFIED]: 'default',
+  [ColumnTarget.TEXT]: 'text',
+};
+const POLICY_WORDS: Record<number, string> = {
+  [UnrepresentablePolicy.UNSPECIFIED]: 'fail',
+  [UnrepresentablePolicy.FAIL]: 'fail',
+  [UnrepresentablePolicy.NULL]: 'null',
+  [UnrepresentablePolicy.CLAMP]: 'clamp',
+};
+
+/** How the CLI spells a column choice, so an error names what the user typed. */
+function cliSpelling(option: ColumnOption, column: string): string {
+  const flags: string[] = [];
+  const target = TARGET_WORDS[option.target];
+  const policy = POLICY_WORDS[option.onUnrepresentable];
+  if (
+    option.target !== ColumnTarget.UNSPECIFIED ||
+    option.onUnrepresentable === UnrepresentablePolicy.UNSPECIFIED
+  )
+    flags.push(`--column-as ${column}=${target ?? option.target}`);
+  if (option.onUnrepresentable !== UnrepresentablePolicy.UNSPECIFIED)
+    flags.push(`--on-unrepresentable ${column}=${policy ?? option.onUnrepresentable}`);
+  return flags.join(' ');
+}
+
+/**
+ * Per-column choices: each names a column of one of the job's tables, once, with a known target and policy,
+ * and not an excluded column. Policy NULL is stored as chosen (the sink refuses it for key columns at start).
+ */
+function resolveColumnOptions(
+  options: ColumnOption[],
+  tables: Set<string>,
+  excluded: Set<string>,
+): ColumnOption[] {
+  if (options.length > 10_000) throw invalidArgument('options.column_options has more than 10000 entries');
+  const seen = new Set<string>();
+  return options.map((option, i) => {
+    const where = `options.column_options[${i}]`;
+    const ref = option.column;
+    if (!ref?.table) throw invalidArgument(`${where}.column.table is required`);
+    const table = {
+      schema: requireIdentifier(`${where}.column.table.schema`, ref.table.schema),
+      name: requireIdentifier(`${where}.column.table.name`, ref.table.name),
+    };
+    const column = requireIdentifier(`${where}.column.column`, ref.column);
+    const dotted = `${table.schema}.${table.name}.${column}`;
+    const spelled = `${where} (${cliSpelling(option, dotted)})`;
+    if (TARGET_WORDS[option.target] === undefined)
+      throw invalidArgument(
+        `${spelled}: target ${option.target} is not a known target; --column-as takes text or default`,
+      );
+    if (POLICY_WORDS[option.onUnrepresentable] === undefined)
+      throw invalidArgument(
+        `${spelled}: on_unrepresentable ${option.onUnrepresentable} is not a known policy; --on-unrepresentable takes fail, null or clamp`,
+      );
+    if (!tables.has(tableKey(table)))
+      throw invalidArgument(
+        `${spelled} names table ${table.schema}.${table.name}, which is not one of the job's tables (--table)`,
+      );
+    const key = JSON.stringify([table.schema, table.name, column]);
+    if (seen.has(key))
+      throw invalidArgument(
+        `${spelled} repeats column ${dotted}; give each column one entry with both its target and its policy`,
+      );
+    seen.add(key);
+    if (excluded.has(key))
+      throw invalidArgument(
+        `${spelled}: column ${dotted} is also excluded (--exclude-column), so it never reaches the sink; choose one`,
+      );
+    return create(ColumnOptionSchema, {
+      column: { table, column },
+      target: option.target,
+      onUnrepresentable: option.onUnrepresentable,
+    });
+  });
+}
+
 /** Validates options and fills in every default. */
 function resolveJobOptions(
   options: JobOptions | undefined,
@@ -204,6 +294,11 @@ function resolveJobOptions(
   }
   if (o.keyedHashing && hash.length === 0)
     throw invalidArgument('options.keyed_hashing needs at least one entry in options.hash_columns');
+  const columnOptions = resolveColumnOptions(
+    o.columnOptions,
+    tableKeys,
+    new Set(exclude.map((c) => JSON.stringify([c.table.schema, c.table.name, c.column]))),
+  );
   return create(JobOptionsSchema, {
     initialSnapshot: o.initialSnapshot ?? true,
     batchMaxRows,
@@ -215,6 +310,7 @@ function resolveJobOptions(
     snapshotParallelism,
     snapshotRangePages,
     maxInFlightBytes,
+    columnOptions,
   });
 }
 
@@ -259,6 +355,36 @@ export function createJobService(deps: ServiceDeps): ServiceImpl<typeof JobServi
     return { job: toJob(await loadJobRow(pool, id)) };
   }
 
+  /**
+   * Has a worker check that the source can replicate `tables` (each exists, is readable, has a primary key or
+   * a usable replica identity). A refusal is FailedPrecondition with the worker's message. Without an answer —
+   * no worker online, none free to claim the test within a few seconds, or the worker could not connect to the
+   * source — the job may still be created: the worker that starts it checks the tables again.
+   */
+  async function checkTables(
+    name: string,
+    sourceId: string,
+    tables: Array<{ schema: string; name: string }>,
+    signal: AbortSignal,
+  ): Promise<{ checked: boolean; note: string }> {
+    const later = 'the tables will be checked when a worker starts the job';
+    if (!(await workerOnline(pool))) return { checked: false, note: `no worker is online; ${later}` };
+    const outcome = await runConnectionTest(pool, sourceId, tables, {
+      waitMs: TABLE_CHECK_WAIT_MS,
+      claimMs: TABLE_CHECK_CLAIM_MS,
+      signal,
+    });
+    if (!outcome) return { checked: false, note: `no worker answered the table check in time; ${later}` };
+    if (outcome.ok)
+      return { checked: true, note: `worker ${outcome.workerId.slice(0, 8)} checked the tables` };
+    // A worker that connected reports the server version: its refusal is about the tables.
+    if (outcome.serverVersion) throw failedPrecondition(`job ${name} was not created: ${outcome.message}`);
+    return {
+      checked: false,
+      note: `a worker could not connect to the source (${outcome.message}); ${later}`,
+    };
+  }
+
   return {
     async createJob(req, ctx) {
       const name = requireName('name', req.name);
@@ -281,6 +407,16 @@ export function createJobService(deps: ServiceDeps): ServiceImpl<typeof JobServi
         throw invalidArgument(
           `sink_id ${sinkId} is a ${kindOf.get(sinkId)} datasource; a sink must be StarRocks`,
         );
+      const taken = await pool.query('select 1 from jobs where name = $1', [name]);
+      if (taken.rowCount) throw alreadyExists(`job name ${JSON.stringify(name)} is taken`);
+      const check = await checkTables(
+        name,
+        sourceId,
+        tables,
+        AbortSignal.any([ctx.signal, deps.shutdownSignal]),
+      );
+      ctx.responseHeader.set(TABLE_CHECK_HEADER, check.checked ? 'passed' : 'not-checked');
+      ctx.responseHeader.set(TABLE_CHECK_NOTE_HEADER, encodeURIComponent(check.note));
       const id = randomUUID();
       noteResource(ctx, id);
       let piiKey: Buffer | null = null;

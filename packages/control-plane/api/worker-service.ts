@@ -43,6 +43,7 @@ import {
   unauthenticated,
 } from '../errors.ts';
 import {
+  type ClaimedConnectionTest,
   claimConnectionTest,
   claimReplicationCleanup,
   grantJob,
@@ -196,7 +197,7 @@ export function createWorkerService(
   }
 
   /** A claimed test with the datasource's secrets sealed to the worker, bound to the test id and epoch 0. */
-  async function connectionTest(test: { id: string; datasource_id: string }, worker: WorkerRow) {
+  async function connectionTest(test: ClaimedConnectionTest, worker: WorkerRow) {
     const datasource = await loadDatasource(pool, test.datasource_id);
     const role = datasource.config.case === 'starrocks' ? 'sink' : 'source';
     const credentials = await sealDatasource(worker, test.datasource_id, {
@@ -205,7 +206,12 @@ export function createWorkerService(
       role,
     });
     logger.info({ testId: test.id, workerId: worker.id }, 'connection test assigned');
-    return create(ConnectionTestSchema, { testId: test.id, datasource, credentials });
+    return create(ConnectionTestSchema, {
+      testId: test.id,
+      datasource,
+      credentials,
+      tables: test.tables.map((table) => ({ schema: table.schema, name: table.name })),
+    });
   }
 
   /** A claimed cleanup with the source's secrets sealed to the worker, bound to the deleted job and epoch 0. */

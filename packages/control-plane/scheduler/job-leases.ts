@@ -5,7 +5,7 @@
 import type pg from 'pg';
 
 /** Who may be granted jobs: an active worker whose agent last reported itself starting or running. */
-const ELIGIBLE_WORKER = "w.state = 'active' and w.agent_state in ('initialized', 'running')";
+export const ELIGIBLE_WORKER = "w.state = 'active' and w.agent_state in ('initialized', 'running')";
 
 export interface LeaseRow {
   id: string;
@@ -97,6 +97,13 @@ export async function workerMayTakeJobs(pool: pg.Pool, workerId: string): Promis
   return result.rowCount === 1;
 }
 
+/** A connection test handed to a worker: the datasource, and the tables to check on a PostgreSQL source. */
+export interface ClaimedConnectionTest {
+  id: string;
+  datasource_id: string;
+  tables: Array<{ schema: string; name: string }>;
+}
+
 /**
  * Assigns one waiting connection test to `workerId` (each test goes to exactly one worker), or undefined.
  * Tests come before jobs: an operator is waiting on the answer.
@@ -104,8 +111,8 @@ export async function workerMayTakeJobs(pool: pg.Pool, workerId: string): Promis
 export async function claimConnectionTest(
   pool: pg.Pool,
   workerId: string,
-): Promise<{ id: string; datasource_id: string } | undefined> {
-  const result = await pool.query<{ id: string; datasource_id: string }>(
+): Promise<ClaimedConnectionTest | undefined> {
+  const result = await pool.query<ClaimedConnectionTest>(
     `update connection_tests t set state = 'assigned', worker_id = $1
       where t.id = (select id from connection_tests
                      where state = 'pending' and expires_at > now()
@@ -113,7 +120,7 @@ export async function claimConnectionTest(
                      for update skip locked
                      limit 1)
         and exists (select 1 from workers w where w.id = $1 and ${ELIGIBLE_WORKER})
-     returning t.id, t.datasource_id`,
+     returning t.id, t.datasource_id, t.tables`,
     [workerId],
   );
   return result.rows[0];
