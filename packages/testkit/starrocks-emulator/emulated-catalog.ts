@@ -1,5 +1,6 @@
 // The emulator's in-memory StarRocks: databases, Primary Key tables with typed columns, labels, and the
 // rules a load is checked against. Shared by the MySQL port (DDL, SELECT) and the Stream Load ports.
+import { castText } from './load-values.ts';
 import { type ColumnDefinition, formatType, type SqlType, type Statement } from './sql-parser.ts';
 
 export interface EmulatedColumn {
@@ -62,13 +63,6 @@ const TYPES = new Set([
   'VARBINARY',
   'ARRAY',
 ]);
-const INT_RANGES: Record<string, [bigint, bigint]> = {
-  TINYINT: [-128n, 127n],
-  SMALLINT: [-32768n, 32767n],
-  INT: [-2147483648n, 2147483647n],
-  BIGINT: [-(2n ** 63n), 2n ** 63n - 1n],
-  LARGEINT: [-(2n ** 127n), 2n ** 127n - 1n],
-};
 export const MAX_KEY_BYTES = 128;
 
 export class EmulatedCatalog {
@@ -280,133 +274,24 @@ export function findColumn(table: EmulatedTable, name: string): EmulatedColumn |
   return table.columns.find((column) => column.name.toLowerCase() === folded);
 }
 
+/**
+ * The value a column gets when a load doesn't supply it, and old rows after ADD COLUMN: the DEFAULT literal as a
+ * StringLiteral cast to the column type (fe StreamLoadScanNode `finalizeParams`: `new StringLiteral(
+ * column.calculatedDefaultValue())`, cast to the slot), or NULL.
+ */
 export function defaultOf(column: EmulatedColumn): unknown {
   if (column.defaultValue === undefined || column.defaultValue === null) return null;
-  const converted = convertValue(column.defaultValue, column.type);
+  const converted = castText(column.defaultValue, column.type);
   return converted.ok ? converted.value : null;
 }
 
-export type Converted = { ok: true; value: unknown } | { ok: false; reason: string };
-
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATETIME = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?)?$/;
-const DECIMAL = /^[-+]?(\d*)(?:\.(\d*))?$/;
-const FLOAT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
-
-/** Checks and converts a JSON value for a column, as a StarRocks load would (or explains the rejection). */
-export function convertValue(value: unknown, type: SqlType): Converted {
-  if (value === null) return { ok: true, value: null };
-  const fail = (what: string): Converted => ({
-    ok: false,
-    reason: `Value '${typeof value === 'string' ? value : JSON.stringify(value)}' is ${what} for column type ${formatType(type)}`,
-  });
-  switch (type.base) {
-    case 'BOOLEAN':
-      if (typeof value === 'boolean') return { ok: true, value };
-      if (value === 0 || value === 1 || value === '0' || value === '1')
-        return { ok: true, value: Number(value) === 1 };
-      if (value === 'true' || value === 'false') return { ok: true, value: value === 'true' };
-      return fail('invalid');
-    case 'TINYINT':
-    case 'SMALLINT':
-    case 'INT':
-    case 'BIGINT':
-    case 'LARGEINT': {
-      const text =
-        typeof value === 'number' && Number.isInteger(value)
-          ? String(value)
-          : typeof value === 'string'
-            ? value
-            : '';
-      if (!/^[-+]?\d+$/.test(text)) return fail('invalid');
-      const number = BigInt(text);
-      const [min, max] = INT_RANGES[type.base]!;
-      if (number < min || number > max) return fail('out of range');
-      return {
-        ok: true,
-        value: type.base === 'BIGINT' || type.base === 'LARGEINT' ? number.toString() : Number(number),
-      };
-    }
-    case 'FLOAT':
-    case 'DOUBLE': {
-      if (typeof value === 'number') return { ok: true, value };
-      if (typeof value === 'string' && FLOAT.test(value)) return { ok: true, value: Number(value) };
-      return fail('invalid');
-    }
-    case 'DECIMAL': {
-      const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : '';
-      const match = DECIMAL.exec(text);
-      if (!match || text === '' || /e/i.test(text) || (match[1] === '' && (match[2] ?? '') === ''))
-        return fail('invalid');
-      const integer = match[1]!.replace(/^0+(?=\d)/, '');
-      const fraction = match[2] ?? '';
-      const precision = type.precision ?? 38;
-      const scale = type.scale ?? 0;
-      if ((integer === '0' ? 0 : integer.length) > precision - scale) return fail('out of range');
-      if (fraction.replace(/0+$/, '').length > scale) return fail('out of scale');
-      const sign = text.startsWith('-') ? '-' : '';
-      const padded = scale > 0 ? `.${fraction.padEnd(scale, '0').slice(0, scale)}` : '';
-      return { ok: true, value: `${sign}${integer || '0'}${padded}` };
-    }
-    case 'CHAR':
-    case 'VARCHAR':
-    case 'STRING': {
-      const text =
-        typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value);
-      const limit = type.base === 'STRING' ? 65_533 : (type.length ?? 1);
-      if (Buffer.byteLength(text) > limit) return fail(`too long (${Buffer.byteLength(text)} bytes)`);
-      return { ok: true, value: text };
-    }
-    case 'DATE': {
-      if (typeof value !== 'string') return fail('invalid');
-      const match = DATE.exec(value);
-      if (!match || !validDate(match[1]!, match[2]!, match[3]!)) return fail('invalid');
-      return { ok: true, value };
-    }
-    case 'DATETIME': {
-      if (typeof value !== 'string') return fail('invalid');
-      const match = DATETIME.exec(value);
-      if (!match || !validDate(match[1]!, match[2]!, match[3]!)) return fail('invalid');
-      const [hours, minutes, seconds] = [match[4] ?? '00', match[5] ?? '00', match[6] ?? '00'].map(Number);
-      if (hours! > 23 || minutes! > 59 || seconds! > 59) return fail('invalid');
-      const fraction = (match[7] ?? '').replace(/0+$/, '');
-      const text = `${match[1]}-${match[2]}-${match[3]} ${match[4] ?? '00'}:${match[5] ?? '00'}:${match[6] ?? '00'}`;
-      return { ok: true, value: fraction ? `${text}.${fraction.padEnd(6, '0')}` : text };
-    }
-    case 'JSON':
-      return { ok: true, value: JSON.stringify(value) };
-    case 'VARBINARY':
-      if (typeof value !== 'string') return fail('invalid');
-      return { ok: true, value };
-    case 'ARRAY': {
-      if (!Array.isArray(value)) return fail('not an array');
-      const out: unknown[] = [];
-      for (const element of value) {
-        const converted = convertValue(element, type.element!);
-        if (!converted.ok) return converted;
-        out.push(converted.value);
-      }
-      return { ok: true, value: out };
-    }
-    default:
-      return fail('unsupported');
-  }
-}
-
-function validDate(year: string, month: string, day: string): boolean {
-  const m = Number(month);
-  const d = Number(day);
-  if (m < 1 || m > 12 || d < 1) return false;
-  const y = Number(year);
-  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]!;
-  return d <= days;
-}
-
-/** How a stored value prints over the MySQL port's text protocol. */
-export function valueText(value: unknown, type: SqlType): string | null {
+/** How a stored value prints over the MySQL port's text protocol (a VARBINARY value stays a Buffer). */
+export function valueText(value: unknown, type: SqlType): string | Buffer | null {
   if (value === null || value === undefined) return null;
+  if (Buffer.isBuffer(value)) return value;
   if (type.base === 'BOOLEAN') return value ? '1' : '0';
-  if (type.base === 'ARRAY') return JSON.stringify(value);
+  if (type.base === 'ARRAY')
+    return JSON.stringify(value, (_key, item) => (Buffer.isBuffer(item) ? item.toString('latin1') : item));
+  if (typeof value === 'number' && Object.is(value, -0)) return '-0';
   return String(value);
 }

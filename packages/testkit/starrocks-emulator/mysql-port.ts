@@ -2,7 +2,9 @@
 // against the configured user, then text-protocol statements parsed by sql-parser.ts and run against the
 // catalog. Every statement is recorded so tests can see exactly what the sink issued.
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import mysql from 'mysql2';
 import {
   CatalogError,
@@ -13,6 +15,18 @@ import {
 } from './emulated-catalog.ts';
 import { type Condition, formatType, parseStatement, type SelectItem, SqlSyntaxError } from './sql-parser.ts';
 
+interface PacketWriter {
+  offset: number;
+  writeNull(): void;
+  writeLengthCodedBuffer(buffer: Buffer): void;
+}
+// mysql2's packet writer, to send a text row holding raw bytes: not exported by the package, so loaded by path.
+const require = createRequire(import.meta.url);
+const Packet = require(join(dirname(require.resolve('mysql2')), 'lib/packets/packet.js')) as {
+  new (sequenceId: number, buffer: Buffer, start: number, end: number): PacketWriter;
+  lengthCodedNumberLength(n: number): number;
+};
+
 /** The part of mysql2's server-side connection the emulator uses (not in mysql2's typings). */
 interface ServerConnection {
   serverHandshake(args: Record<string, unknown>): void;
@@ -22,6 +36,7 @@ interface ServerConnection {
   writeError(args: { code: number; message: string }): void;
   writeColumns(columns: Record<string, unknown>[]): void;
   writeTextRow(values: (string | null)[]): void;
+  writePacket(packet: unknown): void;
   writeEof(): void;
   stream: { destroy(): void };
   /** mysql2's server never ends its command, so the emulator restarts the numbering after each reply. */
@@ -59,6 +74,8 @@ const CLIENT_PLUGIN_AUTH = 0x80000;
 const CLIENT_CONNECT_WITH_DB = 0x8;
 const CLIENT_TRANSACTIONS = 0x2000;
 const UTF8_GENERAL_CI = 33;
+const BINARY_CHARSET = 63;
+const BINARY_FLAG = 0x80;
 const VAR_STRING = 0xfd;
 
 export async function startMysqlPort(options: MysqlPortOptions): Promise<MysqlPort> {
@@ -139,8 +156,9 @@ export async function startMysqlPort(options: MysqlPortOptions): Promise<MysqlPo
           connection.writeOk();
         } else if (statement.kind === 'select') {
           const { columns, rows } = select(options, statement, current);
-          connection.writeColumns(columns.map(columnDefinition));
-          for (const row of rows) connection.writeTextRow(row);
+          const binary = columns.map((_, index) => rows.some((row) => Buffer.isBuffer(row[index])));
+          connection.writeColumns(columns.map((name, index) => columnDefinition(name, binary[index]!)));
+          for (const row of rows) writeRow(connection, row);
           connection.writeEof();
         } else {
           options.catalog.execute(statement, current);
@@ -189,7 +207,11 @@ function checkNativePassword(password: string, seed: Buffer, token: Buffer): boo
   return difference === 0;
 }
 
-function columnDefinition(name: string): Record<string, unknown> {
+/**
+ * A result column. VARBINARY columns go with the binary character set (63) and the BINARY flag, as a MySQL
+ * server sends binary strings, so mysql2 hands them over as Buffers; every other column is a utf8 string.
+ */
+function columnDefinition(name: string, binary: boolean): Record<string, unknown> {
   return {
     catalog: 'def',
     schema: '',
@@ -197,16 +219,39 @@ function columnDefinition(name: string): Record<string, unknown> {
     orgTable: '',
     name,
     orgName: name,
-    characterSet: UTF8_GENERAL_CI,
+    characterSet: binary ? BINARY_CHARSET : UTF8_GENERAL_CI,
     columnLength: 65_533,
     columnType: VAR_STRING,
-    flags: 0,
+    flags: binary ? BINARY_FLAG : 0,
     decimals: 0,
   };
 }
 
-type Selected = { columns: string[]; rows: (string | null)[][] };
-type VirtualRow = Record<string, string | null>;
+/** A text-protocol row whose values may be raw bytes (mysql2's writeTextRow only writes strings). */
+function writeRow(connection: ServerConnection, row: Value[]): void {
+  if (!row.some((value) => Buffer.isBuffer(value))) {
+    connection.writeTextRow(row as (string | null)[]);
+    return;
+  }
+  const parts = row.map((value) =>
+    value === null ? null : Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8'),
+  );
+  const length = parts.reduce(
+    (sum, part) => sum + (part === null ? 1 : Packet.lengthCodedNumberLength(part.length) + part.length),
+    0,
+  );
+  const packet = new Packet(0, Buffer.allocUnsafe(length + 4), 0, length + 4);
+  packet.offset = 4;
+  for (const part of parts) {
+    if (part === null) packet.writeNull();
+    else packet.writeLengthCodedBuffer(part);
+  }
+  connection.writePacket(packet);
+}
+
+type Value = string | Buffer | null;
+type Selected = { columns: string[]; rows: Value[][] };
+type VirtualRow = Record<string, Value>;
 
 function select(
   options: MysqlPortOptions,

@@ -27,8 +27,14 @@ export interface StarRocksEmulatorOptions {
   tls?: { certPem: string; keyPem: string };
   /** `select current_version()` (default `3.3.5-emulator`). */
   version?: string;
-  /** JSON fields that name no column: `filter` the row (default, stricter than StarRocks) or `ignore` them. */
+  /** JSON fields that name no column: `ignore` them (default, as StarRocks) or `filter` the row (stricter). */
   unknownFields?: 'filter' | 'ignore';
+  /**
+   * Behave as a shared-data cluster before StarRocks PR #75338 (issue #75014): within one load on a Primary
+   * Key table, deletes are applied after upserts, so a delete followed by a re-upsert of a key loses the
+   * re-upsert. Default false (shared-nothing: in order, the last op per key wins).
+   */
+  sharedData?: boolean;
   /** Largest JSON body in bytes (default 100 MB). */
   maxJsonBytes?: number;
 }
@@ -53,7 +59,7 @@ export interface StarRocksEmulator {
   password: string;
   /** Column layout of a table, or undefined. */
   table(database: string, table: string): EmulatedColumnInfo[] | undefined;
-  /** A table's rows in key order, values as stored (BIGINT/DECIMAL as strings, JSON as text). */
+  /** A table's rows in key order, values as stored (BIGINT/DECIMAL as strings, JSON as text, VARBINARY as Buffers). */
   rows(database: string, table: string): Record<string, unknown>[];
   databases(): string[];
   /** A label's state, `UNKNOWN` when the database never saw it. */
@@ -95,7 +101,8 @@ export async function startStarRocksEmulator(
     host,
     ...(options.redirectHost === undefined ? {} : { redirectHost: options.redirectHost }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
-    unknownFields: options.unknownFields ?? 'filter',
+    unknownFields: options.unknownFields ?? 'ignore',
+    sharedData: options.sharedData ?? false,
     maxJsonBytes: options.maxJsonBytes ?? 100 * 1024 * 1024,
   });
   const info = (column: EmulatedColumn): EmulatedColumnInfo => ({
