@@ -358,28 +358,28 @@ function readBinary(node: JsonNode, length: number, column: string): Stage {
  * (vpack's Builder does not check uniqueness by default).
  */
 function readJson(node: JsonNode, column: string): Stage {
-  const problem = bigInteger(node);
-  if (problem !== undefined) {
-    return bad(`Failed to convert simdjson value, json=${problem}, error=The integer value exceeds 64 bits`);
-  }
+  const problem = badNumber(node);
+  if (problem !== undefined) return bad(`Failed to convert simdjson value, json=${problem}`);
   void column;
   return ok(jsonText(node));
 }
 
-function bigInteger(node: JsonNode): string | undefined {
-  if (node.t === 'num' && !/[.eE]/.test(node.raw)) {
+/** A number simdjson's get_number() refuses: an integer beyond 64 bits, or a double out of range (1e400). */
+function badNumber(node: JsonNode): string | undefined {
+  if (node.t === 'num') {
+    if (/[.eE]/.test(node.raw)) return Number.isFinite(Number(node.raw)) ? undefined : node.raw;
     const big = BigInt(node.raw);
     return big < INT64_MIN || big > UINT64_MAX ? node.raw : undefined;
   }
   if (node.t === 'arr') {
     for (const item of node.items) {
-      const found = bigInteger(item);
+      const found = badNumber(item);
       if (found !== undefined) return found;
     }
   }
   if (node.t === 'obj') {
     for (const [, item] of node.entries) {
-      const found = bigInteger(item);
+      const found = badNumber(item);
       if (found !== undefined) return found;
     }
   }

@@ -217,3 +217,218 @@ describe('StarRocks emulator', () => {
     expect(count).toEqual([{ c: '1' }]);
   });
 });
+
+describe('StarRocks load semantics (followed from StarRocks source)', () => {
+  beforeAll(async () => {
+    await sql.query(
+      'create table d.v (id int not null, d date null, dt datetime null, n decimal(5,2) null, s varchar(4) null, ' +
+        'c char(2) null, f float null, x double null, j json null, b varbinary null, a array<int> null, ' +
+        'ad array<date> null, av array<varchar(10)> null, i int null) primary key (id) distributed by hash(id)',
+    );
+    await sql.query(
+      'create table d.nn (id int not null, v int not null) primary key (id) distributed by hash(id)',
+    );
+  });
+  const row = (id: number) => emulator.rows('d', 'v').find((r) => r.id === id);
+
+  it('loads a value that fails conversion as NULL without strict_mode, answering Success with no filtered rows', async () => {
+    const answer = await streamLoad(
+      [{ id: 1, d: 'not a date', dt: '10000-01-01 00:00:00', n: 'NaN', i: 'abc', s: 'toolong' }],
+      {},
+      'v',
+    );
+    expect(answer.json).toMatchObject({ Status: 'Success', NumberLoadedRows: 1, NumberFilteredRows: 0 });
+    expect(row(1)).toMatchObject({ d: null, dt: null, n: null, i: null, s: null });
+  });
+
+  it('filters such rows under strict_mode, failing the load with max_filter_ratio 0', async () => {
+    for (const fields of [
+      { d: 'not a date' },
+      { dt: '10000-01-01' },
+      { n: '1234.5' },
+      { i: 'abc' },
+      { s: 'toolong' },
+    ]) {
+      const answer = await streamLoad([{ id: 2, ...fields }], { strict_mode: 'true' }, 'v');
+      expect(answer.json).toMatchObject({
+        Status: 'Fail',
+        NumberFilteredRows: 1,
+        ErrorURL: expect.any(String),
+      });
+    }
+    expect(row(2)).toBeUndefined();
+  });
+
+  it('filters NULL in a NOT NULL column in both modes, and fails a load leaving a NOT NULL column without default', async () => {
+    for (const strict of ['false', 'true']) {
+      const answer = await streamLoad([{ id: 1, v: 'abc' }], { strict_mode: strict }, 'nn');
+      expect(answer.json).toMatchObject({ Status: 'Fail', NumberFilteredRows: 1 });
+    }
+    const unlisted = await streamLoad([{ id: 1 }], { columns: 'id' }, 'nn');
+    expect(unlisted.json).toMatchObject({
+      Status: 'Fail',
+      Message: 'Column has no default value. column: v',
+    });
+  });
+
+  it('reads year-month-day and ignores what follows, so 0044-03-15 BC loads as 0044-03-15 in both modes', async () => {
+    for (const strict of ['false', 'true']) {
+      const answer = await streamLoad(
+        [{ id: 3, d: '0044-03-15 BC', dt: '2024-01-02 10:20:30.5+02 junk' }],
+        { strict_mode: strict },
+        'v',
+      );
+      expect(answer.json).toMatchObject({ Status: 'Success', NumberFilteredRows: 0 });
+      expect(row(3)).toMatchObject({ d: '0044-03-15', dt: '2024-01-02 10:20:30.500000' });
+    }
+    await streamLoad([{ id: 4, d: '20240229', dt: '2023-02-29 00:00:00' }], {}, 'v');
+    expect(row(4)).toMatchObject({ d: '2024-02-29', dt: null });
+  });
+
+  it('refuses VARCHAR and CHAR values over their byte length (NULL without strict_mode, filtered with it)', async () => {
+    await streamLoad([{ id: 5, s: 'äää', c: 'abc' }], {}, 'v');
+    expect(row(5)).toMatchObject({ s: null, c: null });
+    await streamLoad([{ id: 5, s: 'ää', c: 'ab' }], { strict_mode: 'true' }, 'v');
+    expect(row(5)).toMatchObject({ s: 'ää', c: 'ab' });
+  });
+
+  it('rounds DECIMAL fractions half up in both modes and refuses too many integer digits', async () => {
+    await streamLoad(
+      [
+        { id: 6, n: '1.005' },
+        { id: 7, n: -2.675 },
+        { id: 8, n: '999.995' },
+      ],
+      { strict_mode: 'true', max_filter_ratio: '1' },
+      'v',
+    );
+    expect(row(6)?.n).toBe('1.01');
+    expect(row(7)?.n).toBe('-2.68');
+    expect(row(8)).toBeUndefined();
+  });
+
+  it('takes NaN and Infinity strings into FLOAT/DOUBLE, keeps -0.0 negative and reads -0 as the integer 0', async () => {
+    await streamLoad([{ id: 9, f: 'NaN', x: '-Infinity' }], { strict_mode: 'true' }, 'v');
+    expect(row(9)).toMatchObject({ f: Number.NaN, x: Number.NEGATIVE_INFINITY });
+    await streamLoad('[{"id": 10, "f": -0, "x": -0.0, "j": {"z": -0.0, "a": -0}}]', {}, 'v');
+    expect(Object.is(row(10)?.f, 0)).toBe(true);
+    expect(Object.is(row(10)?.x, -0)).toBe(true);
+    expect(row(10)?.j).toBe('{"a": 0, "z": -0}');
+    const [rows] = await sql.query('select x from d.v where id = 10');
+    expect(rows).toEqual([{ x: '-0' }]);
+  });
+
+  it('stores JSON as int64/uint64/double: a JSON null field is SQL NULL, a string stays a string, an integer beyond 64 bits fails', async () => {
+    await streamLoad(
+      '[{"id": 11, "j": null}, {"id": 12, "j": "{\\"a\\": 1}"}, {"id": 13, "j": {"b": 1e400, "a": 1.0}}, ' +
+        '{"id": 14, "j": [18446744073709551615, 1.5e300, {"k": 1, "k": 2}]}, {"id": 15, "j": 12345678901234567890123}]',
+      {},
+      'v',
+    );
+    expect(row(11)?.j).toBeNull();
+    expect(row(12)?.j).toBe('"{\\"a\\": 1}"');
+    expect(row(13)?.j).toBeNull(); // 1e400 is out of double range: simdjson refuses the number
+    expect(row(14)?.j).toBe('[18446744073709551615, 1.5e+300, {"k": 1, "k": 2}]');
+    expect(row(15)?.j).toBeNull();
+    const strict = await streamLoad(
+      '[{"id": 16, "j": 12345678901234567890123}]',
+      { strict_mode: 'true' },
+      'v',
+    );
+    expect(strict.json).toMatchObject({ Status: 'Fail', NumberFilteredRows: 1 });
+  });
+
+  it('copies a JSON string into VARBINARY byte for byte (no hex decoding) and answers VARBINARY as bytes over MySQL', async () => {
+    await streamLoad([{ id: 17, b: 'DEADBEEF' }], {}, 'v');
+    expect(row(17)?.b).toEqual(Buffer.from('DEADBEEF'));
+    const [rows] = await sql.query('select b, s from d.v where id = 17');
+    expect(rows).toEqual([{ b: Buffer.from('DEADBEEF'), s: null }]);
+  });
+
+  it('matches fields to the columns header names, computes b=hex_decode_binary(__hex_b), and reads missing fields as NULL', async () => {
+    const answer = await streamLoad(
+      [
+        { id: 18, __hex_b: '00ff10', __op: 0 },
+        { id: 19, __hex_b: 'abc' },
+        { id: 20, __hex_b: 'zz' },
+        { id: 21, __hex_b: '' },
+        { id: 22 },
+      ],
+      { columns: 'id, __hex_b, b=hex_decode_binary(__hex_b), __op', strict_mode: 'true' },
+      'v',
+    );
+    expect(answer.json).toMatchObject({ Status: 'Success', NumberLoadedRows: 5 });
+    expect(row(18)?.b).toEqual(Buffer.from([0, 255, 16]));
+    expect(row(19)?.b).toEqual(Buffer.alloc(0));
+    expect(row(20)?.b).toEqual(Buffer.alloc(0));
+    expect(row(21)?.b).toEqual(Buffer.alloc(0));
+    expect(row(22)?.b).toBeNull();
+    const partial = await streamLoad(
+      [
+        { id: 18, __hex_b: '41', __op: 0 },
+        { id: 19, __op: 1 },
+      ],
+      {
+        columns: 'id,__hex_b,b=hex_decode_binary(__hex_b),__op',
+        partial_update: 'true',
+      },
+      'v',
+    );
+    expect(partial.json.Status).toBe('Success');
+    expect(row(18)?.b).toEqual(Buffer.from('A'));
+    expect(row(19)).toBeUndefined();
+    const unsupported = await streamLoad([{ id: 23 }], { columns: 'id, x, b=unhex(x)' }, 'v');
+    expect(unsupported.json).toMatchObject({
+      Status: 'Fail',
+      Message: "the emulator does not support expression 'unhex(x)' in the columns header",
+    });
+  });
+
+  it('reads array elements that fail conversion as NULL elements even under strict_mode', async () => {
+    const answer = await streamLoad(
+      [{ id: 24, a: [1, 'x', 2.7, [3]], ad: ['2024-01-01', 'nope'], av: [[1, 2], 'abcdefghijkl', 'ok'] }],
+      { strict_mode: 'true' },
+      'v',
+    );
+    expect(answer.json).toMatchObject({ Status: 'Success', NumberFilteredRows: 0 });
+    expect(row(24)).toMatchObject({
+      a: [1, null, 2, null],
+      ad: ['2024-01-01', null],
+      av: ['[1,2]', null, 'ok'],
+    });
+  });
+
+  it('ignores JSON fields that name no column, as StarRocks does (unknownFields: filter is opt-in)', async () => {
+    const answer = await streamLoad([{ id: 25, nope: 1 }], {}, 'v');
+    expect(answer.json).toMatchObject({ Status: 'Success', NumberLoadedRows: 1 });
+  });
+
+  it('applies a delete then a re-upsert of one key in order on shared-nothing, and loses the re-upsert on shared-data', async () => {
+    const rows = [{ id: 26 }, { id: 26, __op: 1 }, { id: 26, i: 5 }];
+    await streamLoad(rows, {}, 'v');
+    expect(row(26)).toMatchObject({ i: 5 });
+    const shared = await startStarRocksEmulator({ sharedData: true });
+    try {
+      const admin = await mysql.createConnection({ host: '127.0.0.1', port: shared.mysqlPort, user: 'root' });
+      await admin.query('create database d');
+      await admin.query(
+        'create table d.v (id int not null, i int null) primary key (id) distributed by hash(id)',
+      );
+      await admin.end();
+      const all = { authorization: `Basic ${Buffer.from('root:').toString('base64')}` };
+      await streamLoad(rows, all, 'v', shared);
+      expect(shared.rows('d', 'v')).toEqual([]);
+    } finally {
+      await shared.stop();
+    }
+  });
+
+  it('gives rows that existed before ADD COLUMN … DEFAULT the default, with either quote style', async () => {
+    await sql.query('create table d.w (id int not null) primary key (id) distributed by hash(id)');
+    await streamLoad([{ id: 1 }], {}, 'w');
+    await sql.query('alter table d.w add column k varchar(8) not null default "dflt"');
+    await sql.query("alter table d.w add column m int null default '3'");
+    const [rows] = await sql.query('select id, k, m from d.w');
+    expect(rows).toEqual([{ id: '1', k: 'dflt', m: '3' }]);
+  });
+});
