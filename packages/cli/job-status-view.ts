@@ -1,6 +1,15 @@
 // How `job status` (and `sluice dev`) shows a job: phase, per-table snapshot progress — bars on a terminal,
 // plain lines otherwise — rows/s, lag in bytes and seconds, and the last error.
-import { ErrorKind, type Job, JobPhase, JobState, type JobStatus, TableState } from '@sluice/proto';
+import {
+  ColumnTarget,
+  ErrorKind,
+  type Job,
+  JobPhase,
+  JobState,
+  type JobStatus,
+  TableState,
+  UnrepresentablePolicy,
+} from '@sluice/proto';
 import { bytes, count, enumWord, when } from './output.ts';
 
 const BAR_WIDTH = 24;
@@ -11,6 +20,37 @@ export function stateWord(state: JobState): string {
 
 export function phaseWord(phase: JobPhase): string {
   return phase === JobPhase.UNSPECIFIED ? '-' : enumWord(JobPhase, phase);
+}
+
+/**
+ * The job's per-column choices (`--column-as`, `--on-unrepresentable`), one line each, under a heading; none
+ * when it has none.
+ */
+export function describeColumnOptions(job: Job): string[] {
+  const options = job.options?.columnOptions ?? [];
+  if (options.length === 0) return [];
+  const names = options.map((o) => `${o.column?.table?.schema}.${o.column?.table?.name}.${o.column?.column}`);
+  const width = Math.max(...names.map((n) => n.length));
+  return [
+    '  column choices:',
+    ...options.map((o, i) => {
+      const parts = [o.target === ColumnTarget.TEXT ? 'as text' : 'default type'];
+      if (o.onUnrepresentable !== UnrepresentablePolicy.UNSPECIFIED)
+        parts.push(`unrepresentable values: ${enumWord(UnrepresentablePolicy, o.onUnrepresentable)}`);
+      return `    ${names[i]!.padEnd(width)}  ${parts.join(', ')}`;
+    }),
+  ];
+}
+
+/** "3 values nulled, 1 clamped (job's column choices)", or undefined when the job adjusted none. */
+export function adjustedValues(nulled: bigint, clamped: bigint): string | undefined {
+  if (nulled === 0n && clamped === 0n) return undefined;
+  const parts: string[] = [];
+  const noun = (n: bigint) => (n === 1n ? 'value' : 'values');
+  if (nulled > 0n) parts.push(`${count(nulled)} ${noun(nulled)} nulled`);
+  if (clamped > 0n)
+    parts.push(parts.length ? `${count(clamped)} clamped` : `${count(clamped)} ${noun(clamped)} clamped`);
+  return `${parts.join(', ')} (job's column choices)`;
 }
 
 /** The status as lines; `bars` draws progress bars (for terminals). */
@@ -48,8 +88,11 @@ export function renderJobStatus(job: Job, status: JobStatus, options: { bars: bo
         `  ${name}  ${state}  snapshot ${Math.round(fraction * 100)}% (${snapshot})  stream ${stream}`,
       );
     }
+    const adjusted = adjustedValues(t.valuesNulled ?? 0n, t.valuesClamped ?? 0n);
+    if (adjusted) lines.push(`    ${adjusted}`);
     if (t.error?.message) lines.push(`    error: ${t.error.message}`);
   });
+  lines.push(...describeColumnOptions(job));
   const error = status.lastError;
   if (error?.message) {
     lines.push(`  last error (${enumWord(ErrorKind, error.kind)}, ${when(error.at)}): ${error.message}`);
@@ -78,8 +121,17 @@ export function statusLine(job: Job, status: JobStatus): string {
     `${status.rowsPerSecond.toFixed(1)} rows/s, lag ${bytes(status.lagBytes)} / ${status.lagSeconds.toFixed(1)} s, ` +
     `copied ${count(sum(status, (t) => t.snapshotRows))}, streamed +${count(sum(status, (t) => t.inserts))} ` +
     `~${count(sum(status, (t) => t.updates))} -${count(sum(status, (t) => t.deletes))}` +
+    adjustedSuffix(
+      sum(status, (t) => t.valuesNulled),
+      sum(status, (t) => t.valuesClamped),
+    ) +
     (status.lastError?.message ? `, last error: ${status.lastError.message}` : '')
   );
+}
+
+function adjustedSuffix(nulled: bigint, clamped: bigint): string {
+  const text = adjustedValues(nulled, clamped);
+  return text ? `, ${text}` : '';
 }
 
 function sum(status: JobStatus, field: (table: JobStatus['tables'][number]) => bigint): bigint {

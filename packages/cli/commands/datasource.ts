@@ -17,12 +17,14 @@ import {
   type CommandSpec,
   type FlagSpec,
   integerFlag,
+  listFlag,
   stringFlag,
 } from '../command-table.ts';
 import { parseDuration } from '../durations.ts';
 import { findDatasource } from '../lookup.ts';
 import { enumWord, messageJson, printJson, println, table, when } from '../output.ts';
 import { readPassword } from '../password-input.ts';
+import { parseTable } from './job.ts';
 
 const SSL_MODES: Record<string, SslMode> = {
   disable: SslMode.DISABLE,
@@ -312,14 +314,22 @@ export const datasourceCommand: CommandSpec = {
           default: '15s',
           description: 'how long to wait for a worker',
         },
+        table: {
+          type: 'string',
+          value: 'SCHEMA.TABLE',
+          multiple: true,
+          description:
+            'PostgreSQL: also check the table as a job would replicate it (exists, readable, has a primary key or usable replica identity)',
+        },
       },
       async run(context) {
         const waitMs = parseDuration('--wait', stringFlag(context.flags, 'wait') ?? '15s', 1_000, 60_000);
+        const tables = listFlag(context.flags, 'table').map(parseTable);
         const connection = await connect(context);
         const datasource = await findDatasource(connection, context.args[0]!);
         const result = await connection
           .client(DatasourceService)
-          .testDatasource({ id: datasource.id, waitMs });
+          .testDatasource({ id: datasource.id, waitMs, tables });
         if (context.json) printJson(context, messageJson(TestDatasourceResponseSchema, result));
         else if (result.ok)
           println(

@@ -1,7 +1,12 @@
 // `sluice job …`: define, start, pause, resume, stop and delete replication jobs, and follow their status.
 import { create } from '@bufbuild/protobuf';
 import {
+  type ColumnOption,
+  ColumnOptionSchema,
+  type ColumnRef,
   ColumnRefSchema,
+  ColumnTarget,
+  DatasourceService,
   type Job,
   JobSchema,
   JobService,
@@ -9,6 +14,7 @@ import {
   type JobStatus,
   JobStatusSchema,
   TableRefSchema,
+  UnrepresentablePolicy,
 } from '@sluice/proto';
 import { usageError } from '../cli-error.ts';
 import { type Connection, connect } from '../client.ts';
@@ -19,9 +25,21 @@ import {
   listFlag,
   stringFlag,
 } from '../command-table.ts';
-import { renderJobStatus, stateWord, statusLine } from '../job-status-view.ts';
+import { describeColumnOptions, renderJobStatus, stateWord, statusLine } from '../job-status-view.ts';
 import { findDatasource, findJob } from '../lookup.ts';
 import { messageJson, printJson, println, table, when } from '../output.ts';
+
+/** CreateJob's answer headers: whether a worker checked the tables, and why not (control plane job-service.ts). */
+const TABLE_CHECK_HEADER = 'sluice-table-check';
+const TABLE_CHECK_NOTE_HEADER = 'sluice-table-check-note';
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
 
 /** `schema.table`, or `table` meaning `public.table`. */
 export function parseTable(text: string) {
@@ -40,6 +58,82 @@ function parseColumn(flag: string, text: string) {
     table: { schema: parts[0]!, name: parts[1]! },
     column: parts[2]!,
   });
+}
+
+const TARGETS: Record<string, ColumnTarget> = { text: ColumnTarget.TEXT, default: ColumnTarget.UNSPECIFIED };
+const POLICIES: Record<string, UnrepresentablePolicy> = {
+  fail: UnrepresentablePolicy.FAIL,
+  null: UnrepresentablePolicy.NULL,
+  clamp: UnrepresentablePolicy.CLAMP,
+};
+
+/** `schema.table.column=value` of `--column-as` / `--on-unrepresentable`, the value one of `allowed`. */
+function parseChoice<T>(flag: string, text: string, allowed: Record<string, T>) {
+  const names = Object.keys(allowed);
+  const at = text.lastIndexOf('=');
+  const shape = `schema.table.column=${names.join('|')}`;
+  if (at < 0) throw usageError(`--${flag} ${JSON.stringify(text)} must be ${shape}`);
+  const column = text.slice(0, at);
+  const word = text.slice(at + 1);
+  if (!Object.hasOwn(allowed, word))
+    throw usageError(
+      `--${flag} ${JSON.stringify(text)}: ${JSON.stringify(word)} is not one of ${names.join(', ')} (${shape})`,
+    );
+  const parts = column.split('.');
+  if (parts.length !== 3 || parts.some((part) => part === ''))
+    throw usageError(`--${flag} ${JSON.stringify(text)} must be ${shape}`);
+  return { ref: parseColumn(flag, column), value: allowed[word] as T };
+}
+
+function columnKey(ref: ColumnRef): string {
+  return JSON.stringify([ref.table?.schema, ref.table?.name, ref.column]);
+}
+
+/**
+ * `--column-as` and `--on-unrepresentable` as the job's column options: one entry per column holding both its
+ * choices. A column given twice in one flag, or also excluded, is a usage error.
+ */
+export function parseColumnOptions(
+  columnAs: readonly string[],
+  onUnrepresentable: readonly string[],
+  excluded: readonly ColumnRef[],
+): ColumnOption[] {
+  const options = new Map<string, ColumnOption>();
+  const entry = (ref: ColumnRef) => {
+    const key = columnKey(ref);
+    let option = options.get(key);
+    if (!option) {
+      option = create(ColumnOptionSchema, { column: ref });
+      options.set(key, option);
+    }
+    return option;
+  };
+  const seen = { 'column-as': new Set<string>(), 'on-unrepresentable': new Set<string>() };
+  const once = (flag: keyof typeof seen, text: string, ref: ColumnRef) => {
+    const key = columnKey(ref);
+    if (seen[flag].has(key))
+      throw usageError(`--${flag} ${JSON.stringify(text)}: the column is given twice; give it once`);
+    seen[flag].add(key);
+  };
+  for (const text of columnAs) {
+    const { ref, value } = parseChoice('column-as', text, TARGETS);
+    once('column-as', text, ref);
+    entry(ref).target = value;
+  }
+  for (const text of onUnrepresentable) {
+    const { ref, value } = parseChoice('on-unrepresentable', text, POLICIES);
+    once('on-unrepresentable', text, ref);
+    entry(ref).onUnrepresentable = value;
+  }
+  for (const ref of excluded) {
+    if (options.has(columnKey(ref))) {
+      const name = `${ref.table?.schema}.${ref.table?.name}.${ref.column}`;
+      throw usageError(
+        `--exclude-column ${name} never reaches the sink, so it can't also have --column-as or --on-unrepresentable; choose one`,
+      );
+    }
+  }
+  return [...options.values()];
 }
 
 const JOB_ARG = [{ name: 'job', description: 'name or id' }];
@@ -141,6 +235,20 @@ export const jobCommand: CommandSpec = {
           multiple: true,
           description: 'never send this column to the sink',
         },
+        'column-as': {
+          type: 'string',
+          value: 'SCHEMA.TABLE.COLUMN=TYPE',
+          multiple: true,
+          description:
+            "text: land the column as VARCHAR holding PostgreSQL's own text of each value (exact for any type); default: the type map's choice",
+        },
+        'on-unrepresentable': {
+          type: 'string',
+          value: 'SCHEMA.TABLE.COLUMN=POLICY',
+          multiple: true,
+          description:
+            "for values the column's StarRocks type can't hold exactly: fail (default) stops the job, null loads NULL, clamp loads the nearest value (both counted)",
+        },
         'batch-max-rows': {
           type: 'string',
           value: 'N',
@@ -169,6 +277,11 @@ export const jobCommand: CommandSpec = {
         const excludeColumns = listFlag(context.flags, 'exclude-column').map((c) =>
           parseColumn('exclude-column', c),
         );
+        const columnOptions = parseColumnOptions(
+          listFlag(context.flags, 'column-as'),
+          listFlag(context.flags, 'on-unrepresentable'),
+          excludeColumns,
+        );
         const batchMaxRows = integerFlag(context.flags, 'batch-max-rows', { min: 1, max: 10_000_000 });
         const flushIntervalMs = integerFlag(context.flags, 'flush-interval-ms', { min: 10, max: 3_600_000 });
         const snapshotParallelism = integerFlag(context.flags, 'snapshot-parallelism', { min: 1, max: 64 });
@@ -177,23 +290,46 @@ export const jobCommand: CommandSpec = {
           findDatasource(connection, stringFlag(context.flags, 'source')!),
           findDatasource(connection, stringFlag(context.flags, 'sink')!),
         ]);
-        const answer = await connection.client(JobService).createJob({
-          name: stringFlag(context.flags, 'name')!,
-          sourceId: source.id,
-          sinkId: sink.id,
-          tables,
-          start: context.flags.start === true,
-          options: {
-            ...(context.flags['no-snapshot'] === true && { initialSnapshot: false }),
-            hashColumns,
-            excludeColumns,
-            keyedHashing: context.flags['keyed-hashing'] === true,
-            ...(batchMaxRows !== undefined && { batchMaxRows }),
-            ...(flushIntervalMs !== undefined && { flushIntervalMs }),
-            ...(snapshotParallelism !== undefined && { snapshotParallelism }),
+        let tableCheck: { result: string; note: string } | undefined;
+        const answer = await connection.client(JobService).createJob(
+          {
+            name: stringFlag(context.flags, 'name')!,
+            sourceId: source.id,
+            sinkId: sink.id,
+            tables,
+            start: context.flags.start === true,
+            options: {
+              ...(context.flags['no-snapshot'] === true && { initialSnapshot: false }),
+              hashColumns,
+              excludeColumns,
+              keyedHashing: context.flags['keyed-hashing'] === true,
+              columnOptions,
+              ...(batchMaxRows !== undefined && { batchMaxRows }),
+              ...(flushIntervalMs !== undefined && { flushIntervalMs }),
+              ...(snapshotParallelism !== undefined && { snapshotParallelism }),
+            },
           },
-        });
-        printJob(context, answer.job!, 'created');
+          {
+            onHeader(headers) {
+              const result = headers.get(TABLE_CHECK_HEADER);
+              if (result)
+                tableCheck = { result, note: safeDecode(headers.get(TABLE_CHECK_NOTE_HEADER) ?? '') };
+            },
+          },
+        );
+        const job = answer.job!;
+        if (context.json)
+          printJson(context, {
+            ...(messageJson(JobSchema, job) as object),
+            ...(tableCheck && {
+              tableCheck: { checked: tableCheck.result === 'passed', note: tableCheck.note },
+            }),
+          });
+        else {
+          println(context, `job ${job.name} created: ${stateWord(job.state)}`);
+          if (tableCheck?.result === 'passed') println(context, '  tables checked on a worker: replicable');
+          else if (tableCheck?.note) println(context, `  tables not checked yet: ${tableCheck.note}`);
+        }
         return 0;
       },
     },
@@ -234,6 +370,41 @@ export const jobCommand: CommandSpec = {
               ]),
             ]),
           );
+        return 0;
+      },
+    },
+    {
+      name: 'show',
+      summary: 'Show a job: source, sink, tables and options (column choices among them)',
+      args: JOB_ARG,
+      async run(context) {
+        const connection = await connect(context);
+        const job = await findJob(connection, context.args[0]!);
+        if (context.json) {
+          printJson(context, messageJson(JobSchema, job));
+          return 0;
+        }
+        const { datasources } = await connection.client(DatasourceService).listDatasources({});
+        const nameOf = (id: string) => datasources.find((d) => d.id === id)?.name ?? id;
+        const o = job.options;
+        const lines = [
+          `job ${job.name} (${job.id})`,
+          `  state ${stateWord(job.state)}, created ${when(job.createdAt)}, updated ${when(job.updatedAt)}`,
+          `  source ${nameOf(job.sourceId)}, sink ${nameOf(job.sinkId)}`,
+          `  tables ${job.tables.map((t) => `${t.schema}.${t.name}`).join(', ')}`,
+        ];
+        if (o) {
+          const columns = (refs: ColumnRef[]) =>
+            refs.map((r) => `${r.table?.schema}.${r.table?.name}.${r.column}`).join(', ');
+          lines.push(
+            `  initial snapshot ${o.initialSnapshot === false ? 'no' : 'yes'}, batch ${o.batchMaxRows} rows, flush ${o.flushIntervalMs} ms, snapshot parallelism ${o.snapshotParallelism}`,
+          );
+          if (o.hashColumns.length)
+            lines.push(`  hashed columns${o.keyedHashing ? ' (keyed)' : ''}: ${columns(o.hashColumns)}`);
+          if (o.excludeColumns.length) lines.push(`  excluded columns: ${columns(o.excludeColumns)}`);
+        }
+        lines.push(...describeColumnOptions(job));
+        println(context, lines.join('\n'));
         return 0;
       },
     },
