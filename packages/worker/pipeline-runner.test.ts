@@ -1,14 +1,17 @@
 import { create } from '@bufbuild/protobuf';
 import { createLogger, Secret } from '@sluice/crypto';
 import {
+  ColumnTarget,
   DatasourceKind,
   DatasourceSecretsSchema,
   ErrorKind,
   JobLeaseSchema,
+  JobOptionsSchema,
   JobPhase,
   JobState,
   ReportProgressResponseSchema,
   SslMode,
+  UnrepresentablePolicy,
 } from '@sluice/proto';
 import { createTestDatabase, type StarRocksEmulator, startStarRocksEmulator, waitFor } from '@sluice/testkit';
 import { Registry } from 'prom-client';
@@ -136,6 +139,70 @@ describe('pipeline runner', () => {
       const metrics = await registry.metrics();
       expect(metrics).toContain('sluice_job_rows_total');
       expect(metrics).toContain('sluice_job_lag_bytes');
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it("passes the job's column choices to the sink and reports values nulled and clamped per table, in progress and /metrics", async () => {
+    const db = await createTestDatabase('runner-choices');
+    try {
+      await db.client.query(
+        `create table items (id int primary key, v text, d date, e date, f date);
+         insert into items select g, 'v', 'infinity', 'infinity', 'infinity' from generate_series(1, 3) g;
+         insert into items values (4, 'v', '2024-01-02', '2024-01-02', '2024-01-02')`,
+      );
+      const registry = new Registry();
+      const jobId = '44444444-4444-4444-8444-444444444444';
+      const lease = leaseFor(jobId, db.server, db.name, 'runner_choices');
+      const table = { schema: 'public', name: 'items' };
+      lease.spec!.job!.options = create(JobOptionsSchema, {
+        columnOptions: [
+          { column: { table, column: 'd' }, onUnrepresentable: UnrepresentablePolicy.CLAMP },
+          { column: { table, column: 'e' }, onUnrepresentable: UnrepresentablePolicy.NULL },
+          { column: { table, column: 'f' }, target: ColumnTarget.TEXT },
+        ],
+      });
+      const fake = fakeContext(lease, {
+        source: db.server.password,
+        sink: 'sink-pw-runner',
+        caPem: db.server.caPem!,
+      });
+      const run = createPipelineRunner({ registry, reportEveryMs: 100 })(fake.context);
+      await waitFor(() => fake.reports.some((r) => r.phase === JobPhase.STREAMING), {
+        timeoutMs: 30_000,
+        description: 'streaming reported',
+      });
+      await db.client.query(`insert into items values (5, 'streamed', 'infinity', '2024-01-03', 'infinity')`);
+      await waitFor(() => emulator.rows('runner_choices', 'items').length === 5, {
+        description: 'streamed row',
+      });
+      // While the job runs, /metrics counts what the choices did, per table and action.
+      const lines = [
+        `sluice_values_adjusted_total{job="${jobId}",table="public.items",action="clamp"} 4`,
+        `sluice_values_adjusted_total{job="${jobId}",table="public.items",action="null"} 3`,
+      ];
+      await waitFor(
+        async () => {
+          const metrics = await registry.metrics();
+          return lines.every((line) => metrics.includes(line));
+        },
+        { description: 'values adjusted in /metrics' },
+      ).catch(async (error: unknown) => {
+        throw new Error(`${String(error)}\n${await registry.metrics()}`);
+      });
+      run.stop({ drain: true, reason: 'test' });
+      await run.done;
+      const rows = new Map(emulator.rows('runner_choices', 'items').map((row) => [String(row.id), row]));
+      expect(String(rows.get('1')?.d)).toBe('9999-12-31');
+      expect(rows.get('1')?.e ?? null).toBeNull();
+      expect(rows.get('1')?.f).toBe('infinity');
+      expect(String(rows.get('4')?.e)).toBe('2024-01-02');
+      const last = fake.reports.at(-1)!.tables!.find((t) => t.table?.name === 'items')!;
+      expect(last.valuesClamped).toBe(4n);
+      expect(last.valuesNulled).toBe(3n);
+      // A finished job's series leave the registry with it.
+      expect(await registry.metrics()).not.toContain(`sluice_values_adjusted_total{job="${jobId}"`);
     } finally {
       await db.drop();
     }

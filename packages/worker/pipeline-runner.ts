@@ -7,6 +7,7 @@ import { timestampNow } from '@bufbuild/protobuf/wkt';
 import {
   type Checkpoint,
   type ClassifiedError,
+  type ColumnChoice,
   type ConnectionOptions,
   createStarRocksSink,
   Pipeline,
@@ -19,6 +20,8 @@ import {
 } from '@sluice/cdc';
 import { scrubSecrets } from '@sluice/crypto';
 import {
+  type ColumnOption,
+  ColumnTarget,
   type Datasource,
   ErrorKind,
   type JobCheckpoint,
@@ -29,6 +32,7 @@ import {
   type TableProgressSchema,
   TableState,
   type SnapshotRange as WireSnapshotRange,
+  UnrepresentablePolicy,
 } from '@sluice/proto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { JobCredentials } from './credentials.ts';
@@ -179,7 +183,10 @@ async function runJob(
       const secrets = sinkSecrets;
       sinkSecrets = undefined;
       if (!secrets) throw new RetryableError('sink credentials were not opened');
-      return createStarRocksSink({ datasource: sinkDatasource(sinkDs, secrets) });
+      return createStarRocksSink({
+        datasource: sinkDatasource(sinkDs, secrets),
+        columnChoices: toColumnChoices(jobOptions?.columnOptions ?? []),
+      });
     },
     checkpoints: {
       save: async (checkpoint) => {
@@ -210,6 +217,7 @@ async function runJob(
   });
   started(pipeline);
 
+  const adjusted = adjustedValues(job.id, metrics);
   let last = { at: Date.now(), ...pipeline.totals };
   let reportedRetries = 0;
   let reporting: Promise<void> | undefined;
@@ -221,6 +229,7 @@ async function runJob(
     const rates = { rows: (totals.rows - last.rows) / seconds, bytes: (totals.bytes - last.bytes) / seconds };
     last = { at: now, ...totals };
     const lag = pipeline.lag(now);
+    adjusted.count(pipeline.tables);
     metrics?.rowsPerSecond.set(labels, rates.rows);
     metrics?.bytesPerSecond.set(labels, rates.bytes);
     metrics?.lagBytes.set(labels, lag.bytes);
@@ -244,6 +253,7 @@ async function runJob(
   const settled = async () => {
     clearInterval(timer);
     await reporting;
+    adjusted.count(pipeline.tables);
   };
   try {
     await pipeline.run();
@@ -264,7 +274,64 @@ async function runJob(
     hmacKey?.fill(0);
     sinkSecrets = undefined;
     if (metrics) for (const metric of metrics.perJob) metric.remove(labels);
+    adjusted.remove();
   }
+}
+
+/** The job's per-column choices as the sink takes them. */
+export function toColumnChoices(options: readonly ColumnOption[]): ColumnChoice[] {
+  return options.flatMap((option) => {
+    const ref = option.column;
+    if (!ref?.table) return [];
+    const choice: ColumnChoice = {
+      table: { schema: ref.table.schema, name: ref.table.name },
+      column: ref.column,
+      target: option.target === ColumnTarget.TEXT ? 'text' : 'default',
+    };
+    const policy = policies[option.onUnrepresentable];
+    if (policy) choice.onUnrepresentable = policy;
+    return [choice];
+  });
+}
+
+const policies: Partial<Record<UnrepresentablePolicy, ColumnChoice['onUnrepresentable']>> = {
+  [UnrepresentablePolicy.FAIL]: 'fail',
+  [UnrepresentablePolicy.NULL]: 'null',
+  [UnrepresentablePolicy.CLAMP]: 'clamp',
+};
+
+/**
+ * `sluice_values_adjusted_total{job, table, action}` from the pipeline's cumulative per-table counts: each
+ * call adds what grew since the last one (a new run of the pipeline starts its counts again from 0).
+ */
+function adjustedValues(job: string, metrics: JobMetrics | undefined) {
+  const seen = new Map<string, { labels: AdjustedLabels; value: number }>();
+  const add = (table: string, action: 'null' | 'clamp', value: number) => {
+    if (!metrics) return;
+    const key = JSON.stringify([table, action]);
+    let entry = seen.get(key);
+    if (!entry) {
+      if (value === 0) return;
+      entry = { labels: { job, table, action }, value: 0 };
+      seen.set(key, entry);
+    }
+    const delta = value >= entry.value ? value - entry.value : value;
+    entry.value = value;
+    if (delta > 0) metrics.valuesAdjusted.inc(entry.labels, delta);
+  };
+  return {
+    count(tables: readonly TableStats[]) {
+      for (const stats of tables) {
+        const table = `${stats.table.schema}.${stats.table.name}`;
+        add(table, 'null', stats.valuesNulled ?? 0);
+        add(table, 'clamp', stats.valuesClamped ?? 0);
+      }
+    },
+    remove() {
+      for (const { labels } of seen.values()) metrics?.valuesAdjusted.remove(labels);
+      seen.clear();
+    },
+  };
 }
 
 /** The classified message with the datasource it concerns named, as the job status shows it. */
@@ -301,6 +368,8 @@ function toWireTable(stats: TableStats): MessageInitShape<typeof TableProgressSc
     updates: BigInt(stats.updates),
     deletes: BigInt(stats.deletes),
     truncates: BigInt(stats.truncates),
+    valuesNulled: BigInt(stats.valuesNulled ?? 0),
+    valuesClamped: BigInt(stats.valuesClamped ?? 0),
   };
 }
 
@@ -346,8 +415,11 @@ interface JobMetrics {
   lagBytes: Gauge<'job'>;
   lagSeconds: Gauge<'job'>;
   batchRows: Histogram<'job'>;
+  valuesAdjusted: Counter<'job' | 'table' | 'action'>;
   perJob: { remove(labels: { job: string }): void }[];
 }
+
+type AdjustedLabels = { job: string; table: string; action: 'null' | 'clamp' };
 
 const registered = new WeakMap<Registry, JobMetrics>();
 
@@ -405,6 +477,12 @@ function jobMetrics(registry: Registry): JobMetrics {
     buckets: [10, 100, 1_000, 10_000, 50_000, 100_000],
     registers,
   });
+  const valuesAdjusted = new Counter({
+    name: 'sluice_values_adjusted_total',
+    help: "Values the sink could not hold exactly, loaded as NULL or clamped by the job's column choices",
+    labelNames: ['job', 'table', 'action'] as const,
+    registers,
+  });
   const metrics: JobMetrics = {
     rows,
     bytes,
@@ -414,6 +492,7 @@ function jobMetrics(registry: Registry): JobMetrics {
     lagBytes,
     lagSeconds,
     batchRows,
+    valuesAdjusted,
     perJob: [rows, bytes, retries, rowsPerSecond, bytesPerSecond, lagBytes, lagSeconds, batchRows],
   };
   registered.set(registry, metrics);
