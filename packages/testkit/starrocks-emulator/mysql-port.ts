@@ -74,6 +74,8 @@ const CLIENT_PLUGIN_AUTH = 0x80000;
 const CLIENT_CONNECT_WITH_DB = 0x8;
 const CLIENT_TRANSACTIONS = 0x2000;
 const UTF8_GENERAL_CI = 33;
+/** Result columns are real UTF-8 (4-byte characters too); mysql2 reads charset 33 as CESU-8. */
+const UTF8MB4_GENERAL_CI = 45;
 const BINARY_CHARSET = 63;
 const BINARY_FLAG = 0x80;
 const VAR_STRING = 0xfd;
@@ -219,7 +221,7 @@ function columnDefinition(name: string, binary: boolean): Record<string, unknown
     orgTable: '',
     name,
     orgName: name,
-    characterSet: binary ? BINARY_CHARSET : UTF8_GENERAL_CI,
+    characterSet: binary ? BINARY_CHARSET : UTF8MB4_GENERAL_CI,
     columnLength: 65_533,
     columnType: VAR_STRING,
     flags: binary ? BINARY_FLAG : 0,
@@ -228,11 +230,8 @@ function columnDefinition(name: string, binary: boolean): Record<string, unknown
 }
 
 /** A text-protocol row whose values may be raw bytes (mysql2's writeTextRow only writes strings). */
+/** A text row written byte by byte: strings as UTF-8, VARBINARY values as their raw bytes. */
 function writeRow(connection: ServerConnection, row: Value[]): void {
-  if (!row.some((value) => Buffer.isBuffer(value))) {
-    connection.writeTextRow(row as (string | null)[]);
-    return;
-  }
   const parts = row.map((value) =>
     value === null ? null : Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8'),
   );

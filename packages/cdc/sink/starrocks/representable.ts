@@ -21,7 +21,10 @@ export const MIN_DATE = '0000-01-01';
 export const MAX_DATE = '9999-12-31';
 export const MIN_DATETIME = '0000-01-01 00:00:00';
 export const MAX_DATETIME = '9999-12-31 23:59:59.999999';
-const DATE_PREFIX = /^(\d{4})-\d{2}-\d{2}/;
+// What StarRocks reads exactly: it silently drops anything after a valid date or time (a ` BC`, an offset
+// other than UTC), so only these shapes pass (be/src/types/date_value.cpp, timestamp_value.cpp from_string).
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const DATETIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00(:00)?)?$/;
 
 /** Undefined when `value` arrives exactly in a column with `rule`; otherwise why not. */
 export function unrepresentable(value: Value, rule: ValueRule): Unrepresentable | undefined {
@@ -117,13 +120,10 @@ function calendar(value: Value, kind: 'date' | 'datetime'): Unrepresentable | un
       clamped: min,
     };
   }
-  const year = DATE_PREFIX.exec(value);
-  if (!year) {
-    // PostgreSQL prints years past 9999 with more digits: 10000-01-01.
-    if (/^\d{5,}-/.test(value)) return { reason: `is after ${max}, where ${type} ends`, clamped: max };
-    return { reason: `is not a ${type} StarRocks reads` };
-  }
-  return undefined;
+  if ((kind === 'date' ? DATE : DATETIME).test(value)) return undefined;
+  // PostgreSQL prints years past 9999 with more digits: 10000-01-01.
+  if (/^\d{5,}-/.test(value)) return { reason: `is after ${max}, where ${type} ends`, clamped: max };
+  return { reason: `is not a ${type} StarRocks reads exactly` };
 }
 
 /** A json/jsonb document StarRocks' JSON type holds exactly, or why not. */

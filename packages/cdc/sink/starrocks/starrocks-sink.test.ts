@@ -266,6 +266,70 @@ function sinkSuite(name: string, start: () => Promise<Target>) {
       ]);
     });
 
+    it('gives rows that predate an added column the PostgreSQL default StarRocks can express, and asks for a re-copy of the rest before altering', async () => {
+      const { sink, database } = newSink();
+      await sink.ensureTable(itemsSchema());
+      await sink.write(
+        ref('items'),
+        [upsert({ id: '1', name: 'a', price: null, body: null, updated_at: null })],
+        lsn(1),
+      );
+      const withDefaults = itemsSchema([
+        { ...column('stock', base('int4')), backfill: { value: 42 } },
+        { ...column('label', base('text')), backfill: { value: "it's, {x}" } },
+        { ...column('since', base('timestamptz')), backfill: { value: '2020-01-02 03:04:05.5+00' } },
+      ]);
+      const owed: string[] = [];
+      const hooks = { beforeResyncAlter: async (table: TableRef) => void owed.push(table.name) };
+      await sink.applySchema(
+        {
+          kind: 'schema',
+          lsn: 5n,
+          schema: withDefaults,
+          added: withDefaults.columns.slice(5),
+          dropped: [],
+          retyped: [],
+        },
+        hooks,
+      );
+      expect(owed).toEqual([]);
+      expect(await select(database, `select id, stock, label, since from \`${database}\`.items`)).toEqual([
+        { id: '1', stock: '42', label: "it's, {x}", since: '2020-01-02 03:04:05.500000' },
+      ]);
+      const volatile = itemsSchema([
+        ...withDefaults.columns.slice(5),
+        { ...column('doc', base('jsonb')), backfill: { value: '{}' } },
+      ]);
+      await sink.applySchema(
+        {
+          kind: 'schema',
+          lsn: 6n,
+          schema: volatile,
+          added: volatile.columns.slice(8),
+          dropped: [],
+          retyped: [],
+        },
+        hooks,
+      );
+      expect(owed).toEqual(['items']);
+      const rewritten = itemsSchema([
+        ...volatile.columns.slice(5),
+        { ...column('r', base('float8')), backfill: 'unknown' as const },
+      ]);
+      await sink.applySchema(
+        {
+          kind: 'schema',
+          lsn: 7n,
+          schema: rewritten,
+          added: rewritten.columns.slice(9),
+          dropped: [],
+          retyped: [],
+        },
+        hooks,
+      );
+      expect(owed).toEqual(['items', 'items']);
+    });
+
     it('truncates the target table', async () => {
       const { sink, database } = newSink();
       await sink.ensureTable(itemsSchema());
@@ -422,6 +486,9 @@ function sinkSuite(name: string, start: () => Promise<Target>) {
         ['c_oid', base('oid'), 4294967295],
         ['c_float4', base('float4'), 1.5],
         ['c_float8', base('float8'), -2.25e100],
+        ['c_float8_negzero', base('float8'), -0],
+        ['c_float8_nan', base('float8'), 'NaN'],
+        ['c_float4_inf', base('float4'), '-Infinity'],
         ['c_numeric', base('numeric', ((12 << 16) | 4) + 4), '12345678.1234'],
         ['c_numeric_free', base('numeric'), '3.14159265358979323846264338327950288419716939937510'],
         ['c_money', base('money'), '$1,234.56'],
@@ -522,6 +589,9 @@ function sinkSuite(name: string, start: () => Promise<Target>) {
       expect(stored?.c_date_inf).toBe('9999-12-31');
       expect(stored?.c_timestamptz_inf).toBe('0000-01-01 00:00:00');
       expect(stored?.c_bytea).toBe('hex:deadbeef00');
+      expect(stored?.c_float8_negzero).toBe('-0');
+      expect(stored?.c_float8_nan).toBe('NaN');
+      expect(stored?.c_float4_inf).toBe('-Infinity');
       expect(JSON.parse(stored?.c_json ?? 'null')).toEqual({ a: [1, 2, { b: null }], c: 'd' });
       expect(JSON.parse(stored?.c_jsonb_arr ?? 'null')).toEqual([{ x: 1 }, null, [2]]);
     });
@@ -564,6 +634,35 @@ describe.skipIf(!realHost)('real StarRocks (STARROCKS_FE_HOST; npm run test:star
     }),
     stop: async () => {},
   }));
+});
+
+describe('StarRocks sink on a shared-data cluster (emulated)', () => {
+  it('keeps a re-upsert that follows a delete of the same key in one batch (StarRocks issue #75014)', async () => {
+    const emulator = await startStarRocksEmulator({ password: 'shared-data', sharedData: true });
+    const sink = createStarRocksSink({
+      datasource: {
+        name: 'shared-data',
+        host: '127.0.0.1',
+        queryPort: emulator.mysqlPort,
+        httpPort: emulator.fePort,
+        user: emulator.user,
+        password: emulator.password,
+        database: 'shared',
+      },
+      minLoadIntervalMs: 0,
+    });
+    try {
+      await sink.ensureTable(itemsSchema());
+      const row = (name: string) => ({ id: '1', name, price: null, body: null, updated_at: null });
+      await sink.write(ref('items'), [upsert(row('first'))], lsn(1));
+      const result = await sink.write(ref('items'), [remove({ id: '1' }), upsert(row('again'))], lsn(2));
+      expect(result.rows).toBe(1);
+      expect(emulator.rows('shared', 'items').map((stored) => stored.name)).toEqual(['again']);
+    } finally {
+      await sink.close();
+      await emulator.stop();
+    }
+  });
 });
 
 describe('change events as sink operations', () => {

@@ -12,12 +12,12 @@ import {
   type TableSchema,
   UNCHANGED_TOAST,
 } from '../../change-event.ts';
+import type { ColumnChoice } from './column-choice.ts';
 import {
   createStarRocksConnection,
   type StarRocksConnection,
   type StarRocksDatasource,
 } from './connection.ts';
-import type { ColumnChoice } from './column-choice.ts';
 import { encodeBodies, loadField, type WriteOp } from './encoding.ts';
 import { type LabelParts, streamLoadLabel } from './label.ts';
 import {
