@@ -14,7 +14,7 @@ import { formatLsn, parseLsn, quoteIdent } from '../../change-event.ts';
 import type { Connector } from './connection.ts';
 import { PgoutputDecoder, type RawRelation } from './pgoutput-decoder.ts';
 import { SourceError, serverMessage } from './source-error.ts';
-import { loadTableDetailsByOid, type TableDetails, TypeCatalog } from './source-schema.ts';
+import { backfillOf, loadTableDetailsByOid, type TableDetails, TypeCatalog } from './source-schema.ts';
 
 /** The prefix of Sluice's heartbeat messages (transactional, empty content). */
 export const HEARTBEAT_PREFIX = 'sluice.heartbeat';
@@ -348,7 +348,8 @@ export class ReplicationStream implements AsyncIterable<ChangeEvent[]> {
 
   #describe(relation: RawRelation): TableSchema {
     const details = this.#details.get(relation.oid);
-    const notNull = new Set(details?.columns.filter((column) => column.notNull).map((column) => column.name));
+    // The catalog as read when the Relation message arrived (it may be newer than the WAL position).
+    const catalog = new Map(details?.columns.map((column) => [column.name, column]));
     const names = new Set(relation.columns.map((column) => column.name));
     const key =
       details && details.key.length > 0 && details.key.every((name) => names.has(name))
@@ -356,11 +357,14 @@ export class ReplicationStream implements AsyncIterable<ChangeEvent[]> {
         : relation.columns.filter((column) => column.flags & 1).map((column) => column.name);
     return {
       table: { schema: relation.schema, name: relation.name },
-      columns: relation.columns.map((column) => ({
-        name: column.name,
-        type: this.#types.resolve(column.typeOid, column.modifier),
-        nullable: !notNull.has(column.name),
-      })),
+      columns: relation.columns.map((column) => {
+        const type = this.#types.resolve(column.typeOid, column.modifier);
+        const known = catalog.get(column.name);
+        // A catalog column of another type is a later incarnation: only a copy can tell what old rows hold.
+        const backfill =
+          known && (known.typeOid === column.typeOid ? backfillOf(known, type) : ('unknown' as const));
+        return { name: column.name, type, nullable: !known?.notNull, ...(backfill && { backfill }) };
+      }),
       primaryKey: key,
     };
   }

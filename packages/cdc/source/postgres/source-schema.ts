@@ -2,9 +2,10 @@
 // Relation messages, and the schema diff that becomes a SchemaEvent. All SQL is parameterised; names are
 // never spliced into queries here.
 import type pg from 'pg';
-import type { ColumnSchema, PgColumnType, TableRef, TableSchema } from '../../change-event.ts';
+import type { ColumnSchema, ColumnValue, PgColumnType, TableRef, TableSchema } from '../../change-event.ts';
 import { qualifiedName } from '../../change-event.ts';
 import { SourceError } from './source-error.ts';
+import { decoderFor, parseArray } from './value-decoder.ts';
 
 interface TypeRow {
   oid: number;
@@ -114,9 +115,24 @@ export interface TableDetails {
   table: TableRef;
   /** pg_class.relreplident: d default (primary key), n nothing, f full, i index. */
   replicaIdentity: string;
-  columns: { name: string; typeOid: number; modifier: number; notNull: boolean; generated: boolean }[];
+  columns: CatalogColumn[];
   /** The primary key, or the replica-identity index's columns, in key order; empty when neither. */
   key: string[];
+}
+
+/** One column as pg_attribute (and pg_attrdef) describe it. */
+export interface CatalogColumn {
+  name: string;
+  typeOid: number;
+  modifier: number;
+  notNull: boolean;
+  generated: boolean;
+  /** `attmissingval::text` when `atthasmissing` (a one-element array: `{42}`), else null. */
+  missing: string | null;
+  /** A pg_attrdef row exists for the column. */
+  hasDefault: boolean;
+  /** An identity column (`attidentity` set): filled from a sequence, with no pg_attrdef row. */
+  identity: boolean;
 }
 
 /** Looks a table up by name; undefined when it does not exist. */
@@ -150,9 +166,16 @@ export async function loadTableDetailsByOid(
     atttypmod: number;
     attnotnull: boolean;
     generated: boolean;
+    missing: string | null;
+    has_default: boolean;
+    identity: boolean;
   }>(
-    `select attname, atttypid::int4 as atttypid, atttypmod, attnotnull, attgenerated <> '' as generated
-       from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped order by attnum`,
+    `select a.attname, a.atttypid::int4 as atttypid, a.atttypmod, a.attnotnull,
+            a.attgenerated <> '' as generated,
+            case when a.atthasmissing then a.attmissingval::text end as missing,
+            exists (select 1 from pg_attrdef d where d.adrelid = a.attrelid and d.adnum = a.attnum) as has_default,
+            a.attidentity <> '' as identity
+       from pg_attribute a where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped order by a.attnum`,
     [oid],
   );
   const keys = await client.query<{ attname: string; indisprimary: boolean; indisreplident: boolean }>(
@@ -177,6 +200,9 @@ export async function loadTableDetailsByOid(
       modifier: row.atttypmod,
       notNull: row.attnotnull,
       generated: row.generated,
+      missing: row.missing,
+      hasDefault: row.has_default,
+      identity: row.identity,
     })),
     key,
   };
@@ -202,12 +228,43 @@ export async function loadTableSchema(
     client,
     published.map((column) => column.typeOid),
   );
-  const columns: ColumnSchema[] = published.map((column) => ({
-    name: column.name,
-    type: types.resolve(column.typeOid, column.modifier),
-    nullable: !column.notNull,
-  }));
+  const columns: ColumnSchema[] = published.map((column) => {
+    const type = types.resolve(column.typeOid, column.modifier);
+    const backfill = backfillOf(column, type);
+    return { name: column.name, type, nullable: !column.notNull, ...(backfill && { backfill }) };
+  });
   return { schema: { table: details.table, columns, primaryKey: details.key }, details };
+}
+
+/**
+ * What rows older than the column hold (see `ColumnSchema.backfill`): the missing value PostgreSQL keeps
+ * for a column added with a non-volatile default (decoded like a streamed value of the column), `'unknown'`
+ * when there is a default or identity but no missing value (the ADD COLUMN rewrote the table, the default
+ * was set later, or a later rewrite cleared the missing value), undefined when those rows hold NULL.
+ */
+export function backfillOf(
+  column: Pick<CatalogColumn, 'name' | 'missing' | 'hasDefault' | 'identity'>,
+  type: PgColumnType,
+): ColumnSchema['backfill'] {
+  if (column.missing !== null) {
+    // attmissingval is an array of the column's own type holding one element, so the element is decoded
+    // as the column is, and the outer delimiter is the column type's (`;` for box, `,` for all else,
+    // box[] included).
+    const delimiter = type.kind !== 'array' && type.name === 'box' ? 0x3b : 0x2c;
+    let values: ColumnValue[];
+    try {
+      values = parseArray(column.missing, decoderFor(type), delimiter);
+    } catch (error) {
+      throw new SourceError('protocol', `cannot read the missing value of column ${column.name}`, {
+        cause: error,
+      });
+    }
+    if (values.length !== 1)
+      throw new SourceError('protocol', `the missing value of column ${column.name} is not one value`);
+    return { value: values[0] as ColumnValue };
+  }
+  if (column.hasDefault || column.identity) return 'unknown';
+  return undefined;
 }
 
 /** How `next` differs from `previous`, by column name. */
