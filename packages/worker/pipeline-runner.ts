@@ -31,8 +31,8 @@ import {
   JobState,
   type TableProgressSchema,
   TableState,
-  type SnapshotRange as WireSnapshotRange,
   UnrepresentablePolicy,
+  type SnapshotRange as WireSnapshotRange,
 } from '@sluice/proto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { JobCredentials } from './credentials.ts';
