@@ -13,7 +13,8 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { ColumnValue, Row, TableRef, TableSchema } from '../../change-event.ts';
 import { qualifiedName, quoteIdent } from '../../change-event.ts';
 import type { Connector } from './connection.ts';
-import { SourceError, serverMessage, toSourceError } from './source-error.ts';
+import { SourceError, serverMessage, sqlStateOf, toSourceError } from './source-error.ts';
+import { loadTableSchema, TypeCatalog } from './source-schema.ts';
 import { decoderFor, type ValueDecoder } from './value-decoder.ts';
 
 /** Heap pages [startPage, endPage) of one table; `endPage` 0 means to the end of the table. */
@@ -98,8 +99,130 @@ export interface SnapshotResult {
 
 /** Copies every unfinished range; resolves when all are recorded complete. */
 export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotResult> {
+  const { store } = options;
+  return copyRanges({
+    ...options,
+    async plan(first) {
+      const stats = await tableStats(first, options.schemas).catch((error: unknown) => {
+        throw toSourceError(error, 'planning the snapshot failed', options.connector.secrets());
+      });
+      let state = options.discardSavedState ? undefined : await store.load();
+      if (!state) {
+        const planned = planRanges(options.schemas, stats, rangePagesOf(options));
+        await store.savePlan(planned);
+        state = { planned, completed: [] };
+      }
+      return { schemas: options.schemas, stats, ...state };
+    },
+    completeRange: (range) => store.completeRange(range),
+  });
+}
+
+/** How `resync` copies a table: like `SnapshotOptions`, minus what a one-off copy has no use for. */
+export interface ResyncOptions {
+  /** Receives rows; awaited, so a slow sink slows the copy. */
+  onBatch: (batch: SnapshotBatch) => Promise<void>;
+  onProgress?: (progress: SnapshotProgress) => void;
+  /** Connections copying at once. Default 4. */
+  parallelism?: number;
+  /** Heap pages per range. Default 16,384. */
+  rangePages?: number;
+  /** Rows per batch. Default 10,000. */
+  batchRows?: number;
+  /** COPY bytes per batch. Default 8 MiB. */
+  batchBytes?: number;
+  /**
+   * Copy only these columns (the key columns always come along), e.g. the ones the sink knows; default
+   * every published column of the table as its catalog stands in the copy's snapshot. A named column the
+   * table no longer has is a `table` error.
+   */
+  columns?: readonly string[];
+}
+
+export interface ResyncResult {
+  rows: number;
+  bytes: number;
+}
+
+/**
+ * Copies one table's current rows again under a fresh repeatable-read snapshot, taken after an ACCESS
+ * SHARE lock on the table (so no rewrite can commit between the snapshot and the copy, which would make
+ * the table look empty to it). Nothing is persisted: a copy interrupted by a restart is done again whole.
+ * The schema is read inside the same snapshot.
+ */
+export async function resyncTable(
+  options: ResyncOptions & { connector: Connector; table: TableRef },
+): Promise<ResyncResult> {
+  const result = await copyRanges({
+    ...options,
+    lockTables: [options.table],
+    async plan(first) {
+      try {
+        const { schema } = await loadTableSchema(first, new TypeCatalog(), options.table);
+        const chosen = options.columns ? pickColumns(schema, options.columns) : schema;
+        const stats = await tableStats(first, [chosen]);
+        return {
+          schemas: [chosen],
+          stats,
+          planned: planRanges([chosen], stats, rangePagesOf(options)),
+          completed: [],
+        };
+      } catch (error) {
+        throw toSourceError(
+          error,
+          `planning the copy of ${qualifiedName(options.table)} failed`,
+          options.connector.secrets(),
+        );
+      }
+    },
+    completeRange: async () => undefined,
+  });
+  return { rows: result.rows, bytes: result.bytes };
+}
+
+function pickColumns(schema: TableSchema, names: readonly string[]): TableSchema {
+  const wanted = new Set([...schema.primaryKey, ...names]);
+  for (const name of names)
+    if (!schema.columns.some((column) => column.name === name))
+      throw new SourceError(
+        'table',
+        `table ${qualifiedName(schema.table)} has no column ${quoteIdent(name)}`,
+      );
+  return { ...schema, columns: schema.columns.filter((column) => wanted.has(column.name)) };
+}
+
+function rangePagesOf(options: { rangePages?: number | undefined }): number {
+  return Math.max(1, options.rangePages ?? 16_384);
+}
+
+interface RangeCopyOptions {
+  connector: Connector;
+  /** Import this exported snapshot; when absent, one is exported (after locking `lockTables`). */
+  snapshotName?: string | undefined;
+  lockTables?: readonly TableRef[];
+  /** Reads what to copy with the first connection, inside the snapshot. */
+  plan(first: pg.Client): Promise<{
+    schemas: readonly TableSchema[];
+    stats: Map<string, { pages: number; reltuples: number }>;
+    planned: SnapshotRange[];
+    completed: SnapshotRange[];
+  }>;
+  /** Called once every batch of `range` was accepted by `onBatch`. */
+  completeRange(range: SnapshotRange): Promise<void>;
+  onBatch: (batch: SnapshotBatch) => Promise<void>;
+  onProgress?: ((progress: SnapshotProgress) => void) | undefined;
+  parallelism?: number | undefined;
+  batchRows?: number | undefined;
+  batchBytes?: number | undefined;
+}
+
+/**
+ * The range copier both the snapshot and resync use: several connections importing one snapshot copy the
+ * planned ranges not yet completed, batch by batch; the first error ends every connection and is the one
+ * reported.
+ */
+async function copyRanges(options: RangeCopyOptions): Promise<SnapshotResult> {
   const parallelism = Math.max(1, options.parallelism ?? 4);
-  const rangePages = Math.max(1, options.rangePages ?? 16_384);
   const batchRows = options.batchRows ?? 10_000;
   const batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
   const clients: pg.Client[] = [];
@@ -116,39 +239,22 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
     let snapshotName = options.snapshotName;
     if (!snapshotName) {
       exporter = await options.connector.connect();
-      const exported = await exporter
-        .query<{ name: string }>(
-          'begin isolation level repeatable read read only; select pg_export_snapshot() as name',
-        )
-        .catch((error: unknown) => {
-          throw toSourceError(error, 'exporting a snapshot failed', options.connector.secrets());
-        });
-      const results = exported as unknown as { rows: { name: string }[] }[];
-      snapshotName = results[1]?.rows[0]?.name;
-      if (!snapshotName) throw new SourceError('protocol', 'pg_export_snapshot returned nothing');
+      snapshotName = await exportSnapshot(exporter, options.lockTables ?? [], options.connector);
     }
     if (!/^[0-9A-Fa-f-]+$/.test(snapshotName)) throw new SourceError('config', 'snapshot name is malformed');
 
     const first = await openSnapshotConnection(options.connector, snapshotName);
     clients.push(first);
-    const stats = await tableStats(first, options.schemas).catch((error: unknown) => {
-      throw toSourceError(error, 'planning the snapshot failed', options.connector.secrets());
-    });
-
-    let state = options.discardSavedState ? undefined : await options.store.load();
-    if (!state) {
-      const planned = planRanges(options.schemas, stats, rangePages);
-      await options.store.savePlan(planned);
-      state = { planned, completed: [] };
-    }
-    const done = new Set(state.completed.map(rangeId));
-    const pending = state.planned.filter((range) => !done.has(rangeId(range)));
-    const schemaByTable = new Map(options.schemas.map((schema) => [tableId(schema.table), schema]));
+    const plan = await options.plan(first);
+    const { schemas, stats } = plan;
+    const done = new Set(plan.completed.map(rangeId));
+    const pending = plan.planned.filter((range) => !done.has(rangeId(range)));
+    const schemaByTable = new Map(schemas.map((schema) => [tableId(schema.table), schema]));
 
     const progress = new Map<string, SnapshotProgress>();
-    for (const schema of options.schemas) {
+    for (const schema of schemas) {
       const id = tableId(schema.table);
-      const ranges = state.planned.filter((range) => tableId(range.table) === id);
+      const ranges = plan.planned.filter((range) => tableId(range.table) === id);
       progress.set(id, {
         table: schema.table,
         rowsDone: 0,
@@ -179,7 +285,7 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
           if (!batch.last) options.onProgress?.({ ...tally });
         });
         if (failure !== undefined) return;
-        await options.store.completeRange(range);
+        await options.completeRange(range);
         result.copied.push(range);
         tally.rangesDone++;
         options.onProgress?.({ ...tally });
@@ -207,6 +313,33 @@ export async function copySnapshot(options: SnapshotOptions): Promise<SnapshotRe
   } finally {
     for (const client of clients) await client.end().catch(() => undefined);
     await exporter?.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Opens a repeatable-read transaction on `exporter` and exports its snapshot; `lockTables` are locked
+ * (ACCESS SHARE) first — LOCK takes no snapshot, so the snapshot is taken after the locks are held.
+ */
+async function exportSnapshot(
+  exporter: pg.Client,
+  lockTables: readonly TableRef[],
+  connector: Connector,
+): Promise<string> {
+  try {
+    await exporter.query('begin isolation level repeatable read read only');
+    for (const table of lockTables)
+      await exporter.query(`lock table ${qualifiedName(table)} in access share mode`);
+    const exported = await exporter.query<{ name: string }>('select pg_export_snapshot() as name');
+    const name = exported.rows[0]?.name;
+    if (!name) throw new SourceError('protocol', 'pg_export_snapshot returned nothing');
+    return name;
+  } catch (error) {
+    if (sqlStateOf(error) === '42P01')
+      throw new SourceError('table', serverMessage(error, connector.secrets()), {
+        cause: error,
+        sqlState: '42P01',
+      });
+    throw toSourceError(error, 'exporting a snapshot failed', connector.secrets());
   }
 }
 
