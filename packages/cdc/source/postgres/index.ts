@@ -6,10 +6,14 @@
 //   if (!checkpoint.snapshotComplete) await source.snapshot({ store, onBatch });
 //   const stream = await source.stream({ startLsn: checkpoint.durableLsn });
 //   for await (const events of stream) { …; stream.acknowledge(commit.endLsn) once durable }
+//   await source.readRows(table, keys, columns);   // a moved row's unchanged TOAST values, as they are now
+//   await source.resync(table, { onBatch });       // one table copied again, now
 //   await source.close();
 import type pg from 'pg';
-import type { Lsn, TableRef, TableSchema } from '../../change-event.ts';
+import type { Lsn, Row, TableRef, TableSchema } from '../../change-event.ts';
+import { qualifiedName } from '../../change-event.ts';
 import { type ConnectionOptions, type Connector, createConnector } from './connection.ts';
+import { readRows } from './read-rows.ts';
 import { ReplicationStream, type ReplicationStreamOptions } from './replication-stream.ts';
 import {
   checkSource,
@@ -19,8 +23,15 @@ import {
   replicationName,
   type SlotHandle,
 } from './setup.ts';
-import { copySnapshot, type SnapshotOptions, type SnapshotResult } from './snapshot.ts';
-import { toSourceError } from './source-error.ts';
+import {
+  copySnapshot,
+  type ResyncOptions,
+  type ResyncResult,
+  resyncTable,
+  type SnapshotOptions,
+  type SnapshotResult,
+} from './snapshot.ts';
+import { SourceError, toSourceError } from './source-error.ts';
 import { TypeCatalog } from './source-schema.ts';
 
 export {
@@ -32,6 +43,7 @@ export {
   type SslMode,
 } from './connection.ts';
 export { PgoutputDecoder, type PgoutputDecoderOptions, type RawRelation } from './pgoutput-decoder.ts';
+export { keyText, type ReadRowsOptions, readRows } from './read-rows.ts';
 export {
   HEARTBEAT_PREFIX,
   protocolVersionFor,
@@ -42,6 +54,9 @@ export { replicationName, type SlotHandle } from './setup.ts';
 export {
   CopyTextParser,
   copySnapshot,
+  type ResyncOptions,
+  type ResyncResult,
+  resyncTable,
   type SnapshotBatch,
   type SnapshotCheckpointStore,
   type SnapshotOptions,
@@ -51,7 +66,7 @@ export {
   type SnapshotState,
 } from './snapshot.ts';
 export { SourceError, type SourceErrorCode } from './source-error.ts';
-export { diffSchema, TypeCatalog } from './source-schema.ts';
+export { backfillOf, diffSchema, sameSchema, TypeCatalog } from './source-schema.ts';
 export { checkReplicableTables } from './table-check.ts';
 export { decoderFor, parseArray, type ValueDecoder } from './value-decoder.ts';
 
@@ -83,6 +98,8 @@ export class PostgresSource {
   readonly #name: string;
   #setup: (SetupResult & { slot: SlotHandle }) | undefined;
   #stream: ReplicationStream | undefined;
+  /** The connection `readRows` uses, opened on first use and kept until `close` (or an error). */
+  #reader: Promise<{ client: pg.Client; types: TypeCatalog }> | undefined;
 
   constructor(options: PostgresSourceOptions) {
     this.#connector = createConnector(options.connection);
@@ -166,6 +183,44 @@ export class PostgresSource {
     return this.#stream;
   }
 
+  /**
+   * The current rows of `table` whose key equals one of `keys` (decoded key values, as the stream produced
+   * them; every key names the same columns), each holding those key columns and `columns`, decoded as the
+   * stream decodes them. Keys no longer in the table are left out; duplicates yield one row; the order is
+   * unspecified; no keys → [] without a query. Reads with one plain connection, opened on first use and
+   * closed by `close`; a column or table that does not exist is a `table` error. Needs no `setup`.
+   */
+  async readRows(table: TableRef, keys: readonly Row[], columns: readonly string[]): Promise<Row[]> {
+    if (keys.length === 0) return [];
+    this.#reader ??= (async () => ({ client: await this.#connector.connect(), types: new TypeCatalog() }))();
+    const reader = this.#reader;
+    try {
+      const { client, types } = await reader;
+      return await readRows(client, types, table, keys, columns);
+    } catch (error) {
+      if (!(error instanceof SourceError) || error.transient) {
+        // The connection may be broken: the next call opens a new one.
+        if (this.#reader === reader) this.#reader = undefined;
+        reader.then(({ client }) => client.end()).catch(() => undefined);
+      }
+      throw toSourceError(
+        error,
+        `re-reading rows of ${qualifiedName(table)} failed`,
+        this.#connector.secrets(),
+      );
+    }
+  }
+
+  /**
+   * Copies `table`'s current rows again, now, under a fresh repeatable-read snapshot (its own, not the
+   * slot's; nothing is recorded, so an interrupted copy is redone whole), with the snapshot's range copier
+   * and decoders; batches come to `onBatch` like the snapshot's. Upserting them while streaming is paused
+   * and then streaming on converges: later changes overwrite what the copy saw. Needs no `setup`.
+   */
+  async resync(table: TableRef, options: ResyncOptions): Promise<ResyncResult> {
+    return resyncTable({ ...options, connector: this.#connector, table });
+  }
+
   /** Drops the job's slot and publication (when the job is deleted). */
   async drop(): Promise<void> {
     await this.close();
@@ -182,6 +237,9 @@ export class PostgresSource {
     await this.#stream?.close();
     this.#stream = undefined;
     await this.#setup?.slot.release();
+    const reader = this.#reader;
+    this.#reader = undefined;
+    await reader?.then(({ client }) => client.end()).catch(() => undefined);
   }
 
   /** A plain connection with Sluice's session settings (for callers that need a catalog query). */
