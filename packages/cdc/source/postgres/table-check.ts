@@ -9,8 +9,8 @@ import { loadTableDetails, type TableDetails } from './source-schema.ts';
 
 /**
  * Throws a `SourceError` (code `table`) naming the first table that does not exist, is not readable, or has
- * neither a primary key nor a usable replica identity (NOTHING is never usable; DEFAULT needs a primary key;
- * USING INDEX and FULL are usable), with the fix as its `solution`.
+ * neither a primary key nor a usable replica identity (NOTHING is never usable; DEFAULT and FULL need a
+ * primary key, since StarRocks upserts by key; USING INDEX is usable), with the fix as its `solution`.
  */
 export async function checkReplicableTables(client: pg.Client, tables: readonly TableRef[]): Promise<void> {
   for (const table of tables) {
@@ -108,15 +108,18 @@ function checkKey(table: TableRef, details: TableDetails, candidate: string | un
       },
     );
   }
-  if (identity === 'f' || details.key.length > 0) return;
+  if (details.key.length > 0) return;
+  // FULL carries whole old rows, but a StarRocks Primary Key table still needs a key to upsert by.
   const what =
     identity === 'i'
       ? 'has no primary key and its replica identity index is gone'
-      : 'has no primary key or replica identity';
+      : identity === 'f'
+        ? 'has REPLICA IDENTITY FULL but no primary key: StarRocks needs a key to upsert and delete by'
+        : 'has no primary key or replica identity';
   throw new SourceError('table', `table ${name} ${what}`, { solution: noKeySolution(name, candidate) });
 }
 
 function noKeySolution(name: string, candidate: string | undefined): string {
   if (candidate) return `run: alter table ${name} replica identity using index ${quoteIdent(candidate)}`;
-  return `run: alter table ${name} add primary key (<key columns>), or: alter table ${name} replica identity full`;
+  return `run: alter table ${name} add primary key (<key columns>)`;
 }
