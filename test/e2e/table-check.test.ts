@@ -26,7 +26,7 @@ import {
 
 const MAIN = path.resolve(import.meta.dirname, '../../packages/cli/main.ts');
 const FIX =
-  'run: alter table "public"."no_pk" add primary key (<key columns>), or: alter table "public"."no_pk" replica identity full';
+  'run: alter table "public"."no_pk" add primary key (<key columns>)';
 
 interface Run {
   code: number;
