@@ -386,6 +386,7 @@ function toWireCheckpoint(checkpoint: Readonly<Checkpoint>): JobCheckpoint {
     plannedRanges: checkpoint.planned.map(range),
     completedRanges: checkpoint.completed.map(range),
     snapshotComplete: checkpoint.snapshotComplete,
+    resyncTables: (checkpoint.resync ?? []).map((table) => ({ schema: table.schema, name: table.name })),
   });
 }
 
@@ -403,6 +404,7 @@ function fromWireCheckpoint(checkpoint: JobCheckpoint | undefined): Checkpoint |
     planned: checkpoint.plannedRanges.map(range),
     completed: checkpoint.completedRanges.map(range),
     snapshotComplete: checkpoint.snapshotComplete,
+    resync: checkpoint.resyncTables.map((table) => ({ schema: table.schema, name: table.name })),
   };
 }
 

@@ -1,7 +1,7 @@
 // Where a job resumes from, and the bookkeeping that moves it. The ordering rule lives here: the durable
 // LSN advances only to the end of a commit whose every change the sink has made durable, the checkpoint is
 // saved, and only then is the LSN acknowledged to PostgreSQL.
-import type { Lsn } from '../change-event.ts';
+import type { Lsn, TableRef } from '../change-event.ts';
 import type { SnapshotCheckpointStore, SnapshotRange, SnapshotState } from '../source/postgres/snapshot.ts';
 import { tableKey } from './transforms.ts';
 
@@ -13,6 +13,11 @@ export interface Checkpoint {
   planned: SnapshotRange[];
   completed: SnapshotRange[];
   snapshotComplete: boolean;
+  /**
+   * Tables to copy again before streaming goes on: a column was added that PostgreSQL filled without WAL
+   * and StarRocks can't default. Saved before the ALTER, cleared once the copy is durable.
+   */
+  resync?: TableRef[];
 }
 
 /**
@@ -61,6 +66,23 @@ export class CheckpointTracker {
     return this.#save();
   }
 
+  /** Records (and saves) that `table` must be copied again before streaming goes on. */
+  requireResync(table: TableRef): Promise<void> {
+    const pending = this.#current.resync ?? [];
+    if (!pending.some((entry) => tableKey(entry) === tableKey(table))) {
+      this.#current.resync = [...pending, { schema: table.schema, name: table.name }];
+    }
+    return this.#save();
+  }
+
+  /** Records (and saves) that `table`'s copy is durable. */
+  resyncDone(table: TableRef): Promise<void> {
+    this.#current.resync = (this.#current.resync ?? []).filter(
+      (entry) => tableKey(entry) !== tableKey(table),
+    );
+    return this.#save();
+  }
+
   /** The snapshot's view of this checkpoint (planned and completed ranges). */
   snapshotStore(): SnapshotCheckpointStore {
     return {
@@ -100,5 +122,6 @@ function clone(checkpoint: Checkpoint): Checkpoint {
     ...checkpoint,
     planned: [...checkpoint.planned],
     completed: [...checkpoint.completed],
+    resync: [...(checkpoint.resync ?? [])],
   };
 }

@@ -14,8 +14,18 @@
 // Failures: transient errors (see error-kind.ts) restart the run from the saved checkpoint after a
 // jittered backoff; operator and fatal errors end `run` with a PipelineError.
 import { randomBytes } from 'node:crypto';
-import type { ChangeEvent, Lsn, SchemaEvent, TableRef, TableSchema, TruncateEvent } from '../change-event.ts';
-import type { StarRocksSink } from '../sink/starrocks/starrocks-sink.ts';
+import {
+  type ChangeEvent,
+  type Lsn,
+  type Row,
+  type SchemaEvent,
+  type TableRef,
+  type TableSchema,
+  type TruncateEvent,
+  UNCHANGED_TOAST,
+} from '../change-event.ts';
+import type { WriteOp } from '../sink/starrocks/encoding.ts';
+import type { SchemaHooks, StarRocksSink, WriteResult } from '../sink/starrocks/starrocks-sink.ts';
 import { toWriteOps } from '../sink/starrocks/starrocks-sink.ts';
 import type { PostgresSource } from '../source/postgres/index.ts';
 import type { ReplicationStream } from '../source/postgres/replication-stream.ts';
@@ -73,6 +83,9 @@ export interface TableStats {
   updates: number;
   deletes: number;
   truncates: number;
+  /** Values loaded as NULL / as the nearest value StarRocks holds, by the job's column choices. */
+  valuesNulled: number;
+  valuesClamped: number;
 }
 
 /** A failure that needs an operator or can't be retried; `classified` is safe to show. */
@@ -211,7 +224,7 @@ export class Pipeline {
       for (const schema of setup.schemas) {
         const target = this.#transforms.schema(schema);
         schemas.set(tableKey(schema.table), target);
-        await sink.ensureTable(target);
+        await sink.ensureTable(target, this.#schemaHooks);
         this.#statsFor(schema.table);
       }
 
@@ -231,6 +244,8 @@ export class Pipeline {
           planned: [],
           completed: [],
           snapshotComplete: this.#options.initialSnapshot === false,
+          // A new slot copies every table anyway: a copy the ALTERs above asked for is part of it.
+          resync: this.#options.initialSnapshot === false ? [...(saved.resync ?? [])] : [],
         });
       }
 
@@ -239,6 +254,8 @@ export class Pipeline {
         await this.#snapshot(source, sink, schemas);
         await this.#tracker.snapshotComplete();
       }
+      // Ranges copied before a column was added hold NULL for it: copies still owed run after the snapshot.
+      await this.#resyncPending(source, sink, schemas);
       for (const stats of this.#stats.values()) stats.state = 'streaming';
       if (this.#stopping) return;
       this.#phase = 'streaming';
@@ -263,27 +280,7 @@ export class Pipeline {
       ...(this.#options.snapshotRangePages && { rangePages: this.#options.snapshotRangePages }),
       batchRows: this.#limits.maxRows,
       batchBytes: Math.max(1024 * 1024, Math.floor(this.#limits.maxBytes / 2)),
-      onBatch: async (batch: SnapshotBatch) => {
-        if (this.#stopping) throw new StopRequested('stopping');
-        if (batch.rows.length === 0) return;
-        const schema = schemas.get(tableKey(batch.table));
-        if (!schema) throw new SourceError('config', 'snapshot batch for a table the job does not replicate');
-        const ops = new Array(batch.rows.length);
-        for (let index = 0; index < batch.rows.length; index++) {
-          ops[index] = { kind: 'upsert', row: this.#transforms.row(batch.table, batch.rows[index]!) };
-        }
-        const index = sequence++;
-        await sink.write(batch.table, ops, {
-          job: labelJob,
-          epoch: this.#options.epoch,
-          startLsn: BigInt(batch.range.index),
-          endLsn: index,
-        });
-        this.#rows += batch.rows.length;
-        this.#bytes += batch.bytes;
-        this.#progress++;
-        this.#options.onLoad?.(batch.table, batch.rows.length, batch.bytes);
-      },
+      onBatch: (batch: SnapshotBatch) => this.#copyBatch(sink, schemas, batch, labelJob, sequence++),
       onProgress: (progress: SnapshotProgress) => {
         const stats = this.#statsFor(progress.table);
         stats.snapshotRows = progress.rowsDone;
@@ -294,6 +291,110 @@ export class Pipeline {
         stats.state = progress.rangesDone >= progress.rangesTotal ? 'copied' : 'copying';
       },
     });
+  }
+
+  /** Loads one batch of copied rows (snapshot or re-copy) as upserts. */
+  async #copyBatch(
+    sink: StarRocksSink,
+    schemas: Map<string, TableSchema>,
+    batch: SnapshotBatch,
+    labelJob: string,
+    index: bigint,
+  ): Promise<void> {
+    if (this.#stopping) throw new StopRequested('stopping');
+    if (batch.rows.length === 0) return;
+    const schema = schemas.get(tableKey(batch.table));
+    if (!schema) throw new SourceError('config', 'copied rows of a table the job does not replicate');
+    const ops = new Array(batch.rows.length);
+    for (let row = 0; row < batch.rows.length; row++) {
+      ops[row] = { kind: 'upsert', row: this.#transforms.row(batch.table, batch.rows[row]!) };
+    }
+    const result = await sink.write(batch.table, ops, {
+      job: labelJob,
+      epoch: this.#options.epoch,
+      startLsn: BigInt(batch.range.index),
+      endLsn: index,
+    });
+    this.#counted(batch.table, result);
+    this.#rows += batch.rows.length;
+    this.#bytes += batch.bytes;
+    this.#progress++;
+    this.#options.onLoad?.(batch.table, batch.rows.length, batch.bytes);
+  }
+
+  /** Column-choice adjustments of one write, into the table's counters. */
+  #counted(table: TableRef, result: WriteResult): void {
+    if (result.nulled === 0 && result.clamped === 0) return;
+    const stats = this.#statsFor(table);
+    stats.valuesNulled += result.nulled;
+    stats.valuesClamped += result.clamped;
+  }
+
+  /** Before an ALTER whose older rows only a re-copy can fill, the owed copy is saved in the checkpoint. */
+  readonly #schemaHooks: SchemaHooks = {
+    beforeResyncAlter: (table) => this.#tracker.requireResync(table),
+  };
+
+  /**
+   * Copies again every table the checkpoint owes a copy (a column PostgreSQL filled without WAL that StarRocks
+   * can't default, or a rewrite), as upserts of the current rows. The copy may be newer than the stream
+   * position; the changes streamed after it overwrite it, so the table converges, and the owed copy is
+   * cleared only once it is durable.
+   */
+  async #resyncPending(source: PostgresSource, sink: StarRocksSink, schemas: Map<string, TableSchema>) {
+    for (const table of [...(this.#tracker.current.resync ?? [])]) {
+      if (schemas.has(tableKey(table))) {
+        const stats = this.#statsFor(table);
+        const state = stats.state;
+        stats.state = 'copying';
+        const labelJob = `${this.#options.job}_r${randomBytes(4).toString('hex')}`;
+        let sequence = 0n;
+        await source.resync(table, {
+          batchRows: this.#limits.maxRows,
+          batchBytes: Math.max(1024 * 1024, Math.floor(this.#limits.maxBytes / 2)),
+          onBatch: (batch: SnapshotBatch) => this.#copyBatch(sink, schemas, batch, labelJob, sequence++),
+        });
+        stats.state = state;
+      }
+      await this.#tracker.resyncDone(table);
+    }
+  }
+
+  /**
+   * Fills the TOAST values of rows whose key moved (REPLICA IDENTITY DEFAULT sends neither the old values
+   * nor the unchanged new ones) from the source's current row. A row the source no longer has is deleted
+   * later in the stream, so its upsert is dropped; a newer value is overwritten by the changes that follow.
+   */
+  async #refetch(source: PostgresSource, table: TableRef, primaryKey: readonly string[], ops: WriteOp[]) {
+    const wanted = ops.filter((op) => op.kind === 'upsert' && op.refetch) as Extract<
+      WriteOp,
+      { kind: 'upsert' }
+    >[];
+    if (wanted.length === 0) return ops;
+    const columns = new Set<string>();
+    for (const op of wanted)
+      for (const name in op.row) if (op.row[name] === UNCHANGED_TOAST) columns.add(name);
+    const keyOf = (row: Row) => JSON.stringify(primaryKey.map((name) => row[name] ?? null));
+    const keys = wanted.map((op) => {
+      const key: Row = {};
+      for (const name of primaryKey) key[name] = op.row[name] ?? null;
+      return key;
+    });
+    const current = new Map<string, Row>();
+    for (const row of await source.readRows(table, keys, [...columns])) current.set(keyOf(row), row);
+    const filled: WriteOp[] = [];
+    for (const op of ops) {
+      if (op.kind !== 'upsert' || !op.refetch) {
+        filled.push(op);
+        continue;
+      }
+      const found = current.get(keyOf(op.row));
+      if (!found) continue;
+      const missing: Row = {};
+      for (const name in op.row) if (op.row[name] === UNCHANGED_TOAST) missing[name] = found[name] ?? null;
+      filled.push({ kind: 'upsert', row: { ...op.row, ...this.#transforms.row(table, missing) } });
+    }
+    return filled;
   }
 
   async #streamLoop(source: PostgresSource, sink: StarRocksSink, schemas: Map<string, TableSchema>) {
@@ -311,7 +412,7 @@ export class Pipeline {
 
     const flush = async () => {
       const batches = batcher.take();
-      await this.#load(sink, schemas, batches);
+      await this.#load(source, sink, schemas, batches);
       lastFlushAt = Date.now();
       if (lastCommitEnd > this.#tracker.current.durableLsn) {
         await this.#tracker.advance(lastCommitEnd);
@@ -337,14 +438,19 @@ export class Pipeline {
       const target = this.#transforms.schema(event.schema);
       const excluded = new Set(event.schema.columns.map((column) => column.name));
       for (const column of target.columns) excluded.delete(column.name);
-      await sink.applySchema({
-        ...event,
-        schema: target,
-        added: this.#transforms.columns(event.schema.table, event.added),
-        retyped: this.#transforms.columns(event.schema.table, event.retyped),
-        dropped: event.dropped.filter((name) => !excluded.has(name)),
-      });
+      await sink.applySchema(
+        {
+          ...event,
+          schema: target,
+          added: this.#transforms.columns(event.schema.table, event.added),
+          retyped: this.#transforms.columns(event.schema.table, event.retyped),
+          dropped: event.dropped.filter((name) => !excluded.has(name)),
+        },
+        this.#schemaHooks,
+      );
       schemas.set(key, target);
+      // Streaming waits while the copy runs: the changes after this point must land on top of it.
+      await this.#resyncPending(source, sink, schemas);
     };
 
     const iterator = stream[Symbol.asyncIterator]();
@@ -404,7 +510,12 @@ export class Pipeline {
   }
 
   /** Loads each table's batch, a few tables at once; resolves when all are durable. */
-  async #load(sink: StarRocksSink, schemas: Map<string, TableSchema>, batches: TableBatch[]): Promise<void> {
+  async #load(
+    source: PostgresSource,
+    sink: StarRocksSink,
+    schemas: Map<string, TableSchema>,
+    batches: TableBatch[],
+  ): Promise<void> {
     if (batches.length === 0) return;
     let next = 0;
     const worker = async () => {
@@ -413,13 +524,19 @@ export class Pipeline {
         if (!batch) return;
         const schema = schemas.get(tableKey(batch.table));
         if (!schema) continue;
-        const ops = toWriteOps(batch.events, schema.primaryKey);
-        await sink.write(batch.table, ops, {
+        const ops = await this.#refetch(
+          source,
+          batch.table,
+          schema.primaryKey,
+          toWriteOps(batch.events, schema.primaryKey),
+        );
+        const result = await sink.write(batch.table, ops, {
           job: this.#options.job,
           epoch: this.#options.epoch,
           startLsn: batch.firstLsn,
           endLsn: batch.lastLsn,
         });
+        this.#counted(batch.table, result);
         const stats = this.#statsFor(batch.table);
         stats.inserts += batch.inserts;
         stats.updates += batch.updates;
@@ -452,6 +569,8 @@ export class Pipeline {
         updates: 0,
         deletes: 0,
         truncates: 0,
+        valuesNulled: 0,
+        valuesClamped: 0,
       };
       this.#stats.set(key, stats);
     }
