@@ -451,7 +451,10 @@ function clampDate(source: string, element: 'date' | 'datetime'): string {
 }
 
 function arrayElements(sink: unknown): Json[] | string {
-  if (Array.isArray(sink)) return sink.map((e) => (typeof e === 'number' ? { num: String(e) } : (e as Json)));
+  if (Array.isArray(sink))
+    return sink.map((e) =>
+      typeof e === 'number' ? { num: Object.is(e, -0) ? '-0' : String(e) } : (e as Json),
+    );
   try {
     const parsed = parseJson(sinkText(sink), true);
     return Array.isArray(parsed) ? parsed : `not an array: ${sinkText(sink).slice(0, 80)}`;
