@@ -75,7 +75,8 @@ describe('Stream Load body encoding', () => {
     jsonArray: { kind: 'json-array' },
     text: { kind: 'varchar', bytes: 1000 },
     integer: { kind: 'integer' },
-    float: { kind: 'float' },
+    float: { kind: 'float', bits: 64 },
+    float4: { kind: 'float', bits: 32 },
     decimal: { kind: 'decimal', precision: 10, scale: 2 },
     binary: { kind: 'binary', bytes: 100 },
     dates: { kind: 'array', element: { kind: 'date' } },
@@ -97,6 +98,19 @@ describe('Stream Load body encoding', () => {
     ['float', -0, '-0.0'],
     ['float', 0, '0'],
     ['float', 'NaN', '"NaN"'],
+    ['float4', 3.4028235e38, '3.4028234663852886e+38'],
+    ['float4', 1e-45, '1.401298464324817e-45'],
+    ['float4', 1.1, '1.100000023841858'],
+    [
+      'json',
+      '{"big": 100000000000000000000, "max": 18446744073709551615, "s": "123456789012345678901"}',
+      '{"big": 1e+20, "max": 18446744073709551615, "s": "123456789012345678901"}',
+    ],
+    [
+      'json',
+      '[1e400, -1e400, 1.5e-400, 0.0]',
+      '[1.7976931348623157e+308, -1.7976931348623157e+308, 0.0, 0.0]',
+    ],
     ['float', '-Infinity', '"-Infinity"'],
     ['decimal', '-12.50', '"-12.50"'],
     ['binary', '00ff', '"00ff"'],
@@ -211,9 +225,9 @@ describe('values StarRocks would change', () => {
   });
 
   it('loads exactly what StarRocks holds exactly: -0, NaN, ±Infinity floats, int64/uint64 JSON, year 0000 and 9999', () => {
-    expect(load({ kind: 'float' }, -0).value).toBe(-0);
-    expect(Object.is(load({ kind: 'float' }, -0).value, -0)).toBe(true);
-    expect(load({ kind: 'float' }, 'NaN').value).toBe('NaN');
+    expect(load({ kind: 'float', bits: 64 }, -0).value).toBe(-0);
+    expect(Object.is(load({ kind: 'float', bits: 64 }, -0).value, -0)).toBe(true);
+    expect(load({ kind: 'float', bits: 64 }, 'NaN').value).toBe('NaN');
     expect(
       load({ kind: 'json' }, '{"u": 18446744073709551615, "i": -9223372036854775808, "d": 0.1, "e": 1e300}')
         .value,

@@ -6,7 +6,13 @@
 // Buffers, never one object per row; a body is closed at `maxBytes` and the next rows start a new one.
 import { type ColumnValue, type Row, UNCHANGED_TOAST } from '../../change-event.ts';
 import type { UnrepresentablePolicy } from './column-choice.ts';
-import { postgresText, shortText, type Unrepresentable, unrepresentable } from './representable.ts';
+import {
+  jsonForStarRocks,
+  postgresText,
+  shortText,
+  type Unrepresentable,
+  unrepresentable,
+} from './representable.ts';
 import { StarRocksError } from './starrocks-error.ts';
 import type { ValueRule } from './type-map.ts';
 
@@ -138,16 +144,21 @@ export function encodeValue(value: Exclude<ColumnValue, typeof UNCHANGED_TOAST>,
     case 'binary':
     case 'json-value':
       return JSON.stringify(value);
-    case 'float':
+    case 'float': {
+      if (typeof value !== 'number') return JSON.stringify(value);
       // JSON.stringify(-0) is "0": StarRocks would store positive zero.
-      return Object.is(value, -0) ? '-0.0' : JSON.stringify(value);
+      if (Object.is(value, -0)) return '-0.0';
+      // float4's shortest text (3.4028235e+38) read as a double lies beyond the largest float, and
+      // StarRocks' double→float cast refuses it: send the float's exact value.
+      return JSON.stringify(rule.bits === 32 ? Math.fround(value) : value);
+    }
     case 'varchar':
       return JSON.stringify(postgresText(value));
     case 'date':
     case 'datetime':
       return JSON.stringify(calendarText(value));
     case 'json':
-      return typeof value === 'string' ? value : JSON.stringify(value);
+      return typeof value === 'string' ? jsonForStarRocks(value) : JSON.stringify(value);
     case 'json-array':
       return spliceJsonArray(value);
     case 'array': {
@@ -164,7 +175,8 @@ export function encodeValue(value: Exclude<ColumnValue, typeof UNCHANGED_TOAST>,
 
 function spliceJsonArray(value: ColumnValue): string {
   if (value === null) return 'null';
-  if (!Array.isArray(value)) return typeof value === 'string' ? value : JSON.stringify(value);
+  if (!Array.isArray(value))
+    return typeof value === 'string' ? jsonForStarRocks(value) : JSON.stringify(value);
   let text = '[';
   for (let i = 0; i < value.length; i++) {
     if (i > 0) text += ',';

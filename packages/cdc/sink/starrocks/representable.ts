@@ -186,6 +186,58 @@ export function jsonText(text: string): string | undefined {
   return undefined;
 }
 
+/**
+ * JSON text as StarRocks' JSON reader takes it: it refuses an integer beyond int64/uint64 (simdjson) and a
+ * number beyond double, where PostgreSQL's jsonb prints exact doubles such as 1e20 as long integers. Such
+ * numbers are written in exponent form — the same double, or (for values the job chose to clamp) the
+ * nearest one. Everything else is returned as it is.
+ */
+export function jsonForStarRocks(text: string): string {
+  if (!/\d{20}|[eE][-+]?\d{3}/.test(text)) return text;
+  let out = '';
+  let position = 0;
+  let copied = 0;
+  const length = text.length;
+  while (position < length) {
+    const code = text.charCodeAt(position);
+    if (code === 0x22) {
+      position++;
+      while (position < length) {
+        const c = text.charCodeAt(position);
+        if (c === 0x5c) position += 2;
+        else if (c === 0x22) break;
+        else position++;
+      }
+      position++;
+    } else if (code === 0x2d || (code >= 0x30 && code <= 0x39)) {
+      const start = position;
+      position++;
+      while (position < length && isNumberChar(text.charCodeAt(position))) position++;
+      const number = text.slice(start, position);
+      const rewritten = starRocksNumber(number);
+      if (rewritten !== number) {
+        out += text.slice(copied, start) + rewritten;
+        copied = position;
+      }
+    } else position++;
+  }
+  return copied === 0 ? text : out + text.slice(copied);
+}
+
+function starRocksNumber(token: string): string {
+  const integer = /^-?\d+$/.test(token);
+  if (integer) {
+    const value = BigInt(token);
+    if (value >= INT64_MIN && value <= UINT64_MAX) return token;
+  }
+  const double = Number(token);
+  if (!Number.isFinite(double)) return double > 0 ? '1.7976931348623157e+308' : '-1.7976931348623157e+308';
+  if (integer) return double.toExponential();
+  // A number below the smallest double: simdjson refuses what a double rounds to zero.
+  if (double === 0 && canonical(token) !== canonical('0') && canonical(token) !== '-0') return '0.0';
+  return token;
+}
+
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
 

@@ -24,7 +24,8 @@ import type { ColumnTarget } from './column-choice.ts';
 export type ValueRule =
   | { kind: 'boolean' }
   | { kind: 'integer' }
-  | { kind: 'float' }
+  /** float4 (`bits: 32`) or float8: NaN and ±Infinity as StarRocks spells them, -0 kept. */
+  | { kind: 'float'; bits: 32 | 64 }
   | { kind: 'decimal'; precision: number; scale: number }
   /** PostgreSQL's text of the value (numbers, booleans and arrays printed as PostgreSQL prints them). */
   | { kind: 'varchar'; bytes: number }
@@ -87,9 +88,9 @@ function mapType(type: PgColumnType): MappedType {
     case 'oid': // unsigned 32-bit: INT would overflow
       return { sql: 'BIGINT', rule: { kind: 'integer' } };
     case 'float4':
-      return { sql: 'FLOAT', rule: { kind: 'float' } };
+      return { sql: 'FLOAT', rule: { kind: 'float', bits: 32 } };
     case 'float8':
-      return { sql: 'DOUBLE', rule: { kind: 'float' } };
+      return { sql: 'DOUBLE', rule: { kind: 'float', bits: 64 } };
     case 'numeric':
       return mapNumeric(modifier);
     case 'money':
