@@ -25,8 +25,7 @@ import {
 } from './cluster.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../packages/cli/main.ts');
-const FIX =
-  'run: alter table "public"."no_pk" add primary key (<key columns>)';
+const FIX = 'run: alter table "public"."no_pk" add primary key (<key columns>)';
 
 interface Run {
   code: number;

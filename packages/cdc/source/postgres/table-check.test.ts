@@ -59,9 +59,7 @@ describe('checkReplicableTables against real PostgreSQL', () => {
   it('refuses a table without a primary key, with the statements that fix it', async () => {
     const error = await refusal([t('with_pk'), t('no_pk')]);
     expect(error.message).toMatch(/^table "public"\."no_pk" has no primary key or replica identity/);
-    expect(error.solution).toBe(
-      'run: alter table "public"."no_pk" add primary key (<key columns>)',
-    );
+    expect(error.solution).toBe('run: alter table "public"."no_pk" add primary key (<key columns>)');
   });
 
   it('names the unique index to use when the table has one that can be its replica identity', async () => {
