@@ -1,5 +1,7 @@
 // The sink against a StarRocks: the emulator always, and the real StarRocks from docker-compose when
 // STARROCKS_FE_HOST is set (the same suite, so the emulator can't drift from what StarRocks accepts).
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { inspect } from 'node:util';
 import { type StarRocksEmulator, startStarRocksEmulator } from '@sluice/testkit';
 import mysql from 'mysql2/promise';
@@ -634,6 +636,129 @@ describe.skipIf(!realHost)('real StarRocks (STARROCKS_FE_HOST; npm run test:star
     }),
     stop: async () => {},
   }));
+});
+
+/** A Stream Load straight to the emulator's BE, as the sink once sent it: no strict mode, no checks. */
+async function unguardedLoad(emulator: StarRocksEmulator, database: string, table: string, json: string) {
+  const body = Buffer.from(json);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const request = http.request(
+      {
+        host: emulator.host,
+        port: emulator.bePort,
+        method: 'PUT',
+        path: `/api/${database}/${table}/_stream_load`,
+        headers: {
+          authorization: `Basic ${Buffer.from(`${emulator.user}:${emulator.password}`).toString('base64')}`,
+          expect: '100-continue',
+          label: `unguarded_${randomBytes(6).toString('hex')}`,
+          format: 'json',
+          strip_outer_array: 'true',
+          'content-length': String(body.length),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve(text));
+      },
+    );
+    request.on('error', reject);
+    request.on('continue', () => request.end(body));
+  });
+  return JSON.parse(answer) as { Status: string; NumberFilteredRows: number };
+}
+
+describe('values StarRocks changes in silence, against the emulator', () => {
+  // Each case: a PostgreSQL column and value, and what the sink sent before it checked values. The emulator
+  // (following StarRocks' source) takes that old encoding with `Success` and stores something else; the
+  // sink now refuses the value before any load, naming it. Reintroducing the old encoding fails here.
+  const cases: [string, PgColumnType, Row[string], string, (stored: unknown) => void][] = [
+    [
+      'a BC date, stored as AD',
+      base('date'),
+      '0044-03-15 BC',
+      '"0044-03-15 BC"',
+      (v) => expect(v).toBe('0044-03-15'),
+    ],
+    [
+      'a year after 9999, stored as NULL',
+      base('date'),
+      '10000-01-01',
+      '"10000-01-01"',
+      (v) => expect(v).toBeNull(),
+    ],
+    [
+      'numeric NaN, stored as NULL',
+      base('numeric', ((10 << 16) | 2) + 4),
+      'NaN',
+      '"NaN"',
+      (v) => expect(v).toBeNull(),
+    ],
+    [
+      'an array element that fails conversion, stored as a NULL element',
+      { oid: 0, name: '_date', modifier: -1, kind: 'array', element: base('date') },
+      ['2024-01-01', '10000-01-01'],
+      '["2024-01-01","10000-01-01"]',
+      (v) => expect(v).toEqual(['2024-01-01', null]),
+    ],
+    [
+      'a 2-D array in a one-dimensional ARRAY, stored changed',
+      { oid: 0, name: '_int4', modifier: -1, kind: 'array', element: base('int4') },
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      '[[1,2],[3,4]]',
+      (v) => expect(v).toEqual([null, null]),
+    ],
+    [
+      'a jsonb number beyond uint64, stored as NULL',
+      base('jsonb'),
+      '{"n": 123456789012345678901234567890}',
+      '{"n": 123456789012345678901234567890}',
+      (v) => expect(v).toBeNull(),
+    ],
+  ];
+
+  it.each(cases)('refuses %s', async (_name, type, value, oldJson, storedSilently) => {
+    const emulator = await startStarRocksEmulator({ password: 'silent' });
+    const sink = createStarRocksSink({
+      datasource: {
+        name: 'silent',
+        host: '127.0.0.1',
+        queryPort: emulator.mysqlPort,
+        httpPort: emulator.fePort,
+        user: emulator.user,
+        password: emulator.password,
+        database: 'silent',
+      },
+      minLoadIntervalMs: 0,
+    });
+    try {
+      await sink.ensureTable({
+        table: ref('t'),
+        columns: [column('id', base('int4'), false), column('v', type)],
+        primaryKey: ['id'],
+      });
+      const answer = await unguardedLoad(emulator, 'silent', 't', `[{"id":1,"v":${oldJson},"__op":0}]`);
+      expect(answer).toMatchObject({ Status: 'Success', NumberFilteredRows: 0 });
+      storedSilently(emulator.rows('silent', 't').find((row) => row.id === 1)?.v ?? null);
+      const loads = emulator.loads.length;
+      const error = await sink
+        .write(ref('t'), [upsert({ id: 2, v: value })], lsn(1))
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(StarRocksError);
+      expect((error as StarRocksError).message).toMatch(
+        /^silent: public\.t column "v" \(StarRocks .+\), key \{"id":2\}: the value /,
+      );
+      expect(emulator.loads.length).toBe(loads);
+      expect(emulator.rows('silent', 't').some((row) => row.id === 2)).toBe(false);
+    } finally {
+      await sink.close();
+      await emulator.stop();
+    }
+  });
 });
 
 describe('StarRocks sink on a shared-data cluster (emulated)', () => {
