@@ -39,8 +39,11 @@ export class CatalogError extends Error {
   }
 }
 
+// Names: docs/en/reference/System_limit.md (letters, digits, underscore; column names case-insensitive).
 const NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const COLUMN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Key columns can't be FLOAT/DOUBLE (docs/en/reference/System_limit.md); a Primary Key table's keys come
+// first and NOT NULL (docs/table_design/Table_types.md).
 const KEY_TYPES = new Set([
   'BOOLEAN',
   'TINYINT',
@@ -238,6 +241,11 @@ function checkName(name: string, role: 'database' | 'table' | 'column'): void {
   }
 }
 
+/**
+ * Type bounds from StarRocks' CREATE TABLE reference (docs/en/sql-reference/sql-statements/data-definition/
+ * CREATE_TABLE.md): DECIMAL precision 1–38 and scale ≤ precision, CHAR 1–255, VARCHAR 1–1048576 bytes
+ * (docs/en/reference/System_limit.md).
+ */
 function checkType(type: SqlType, key: boolean, column: string): void {
   if (!TYPES.has(type.base))
     throw new CatalogError(1064, `Unknown type '${type.base}' of column '${column}'`);
