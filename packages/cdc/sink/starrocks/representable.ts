@@ -150,14 +150,7 @@ export function jsonText(text: string): string | undefined {
     const code = text.charCodeAt(position);
     if (code === 0x22 /* " */) {
       const start = position;
-      position++;
-      while (position < length) {
-        const c = text.charCodeAt(position);
-        if (c === 0x5c) position += 2;
-        else if (c === 0x22) break;
-        else position++;
-      }
-      position++;
+      position = endOfString(text, position);
       // A string followed by `:` is a key of the innermost object.
       let next = position;
       while (next < length && isSpace(text.charCodeAt(next))) next++;
@@ -175,8 +168,7 @@ export function jsonText(text: string): string | undefined {
       position++;
     } else if (code === 0x2d /* - */ || (code >= 0x30 && code <= 0x39)) {
       const start = position;
-      position++;
-      while (position < length && isNumberChar(text.charCodeAt(position))) position++;
+      position = endOfNumber(text, position);
       const number = text.slice(start, position);
       if (!exactJsonNumber(number)) {
         return `has the number ${number.length > 40 ? `${number.slice(0, 40)}…` : number}, which StarRocks' JSON holds only rounded`;
@@ -201,18 +193,10 @@ export function jsonForStarRocks(text: string): string {
   while (position < length) {
     const code = text.charCodeAt(position);
     if (code === 0x22) {
-      position++;
-      while (position < length) {
-        const c = text.charCodeAt(position);
-        if (c === 0x5c) position += 2;
-        else if (c === 0x22) break;
-        else position++;
-      }
-      position++;
+      position = endOfString(text, position);
     } else if (code === 0x2d || (code >= 0x30 && code <= 0x39)) {
       const start = position;
-      position++;
-      while (position < length && isNumberChar(text.charCodeAt(position))) position++;
+      position = endOfNumber(text, position);
       const number = text.slice(start, position);
       const rewritten = starRocksNumber(number);
       if (rewritten !== number) {
@@ -270,6 +254,25 @@ function canonical(text: string): string {
   digits = digits.replace(/0+$/, '');
   if (digits === '') return `${sign}0`;
   return `${sign}0.${digits}e${power}`;
+}
+
+/** The position just past the JSON string that opens at `start`. */
+function endOfString(text: string, start: number): number {
+  let position = start + 1;
+  while (position < text.length) {
+    const code = text.charCodeAt(position);
+    if (code === 0x5c) position += 2;
+    else if (code === 0x22) return position + 1;
+    else position++;
+  }
+  return position;
+}
+
+/** The position just past the JSON number that starts at `start`. */
+function endOfNumber(text: string, start: number): number {
+  let position = start + 1;
+  while (position < text.length && isNumberChar(text.charCodeAt(position))) position++;
+  return position;
 }
 
 function isSpace(code: number): boolean {
