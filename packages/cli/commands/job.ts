@@ -29,18 +29,6 @@ import { describeColumnOptions, renderJobStatus, stateWord, statusLine } from '.
 import { findDatasource, findJob } from '../lookup.ts';
 import { messageJson, printJson, println, table, when } from '../output.ts';
 
-/** CreateJob's answer headers: whether a worker checked the tables, and why not (control plane job-service.ts). */
-const TABLE_CHECK_HEADER = 'sluice-table-check';
-const TABLE_CHECK_NOTE_HEADER = 'sluice-table-check-note';
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
 /** `schema.table`, or `table` meaning `public.table`. */
 export function parseTable(text: string) {
   const parts = text.split('.');
@@ -290,44 +278,33 @@ export const jobCommand: CommandSpec = {
           findDatasource(connection, stringFlag(context.flags, 'source')!),
           findDatasource(connection, stringFlag(context.flags, 'sink')!),
         ]);
-        let tableCheck: { result: string; note: string } | undefined;
-        const answer = await connection.client(JobService).createJob(
-          {
-            name: stringFlag(context.flags, 'name')!,
-            sourceId: source.id,
-            sinkId: sink.id,
-            tables,
-            start: context.flags.start === true,
-            options: {
-              ...(context.flags['no-snapshot'] === true && { initialSnapshot: false }),
-              hashColumns,
-              excludeColumns,
-              keyedHashing: context.flags['keyed-hashing'] === true,
-              columnOptions,
-              ...(batchMaxRows !== undefined && { batchMaxRows }),
-              ...(flushIntervalMs !== undefined && { flushIntervalMs }),
-              ...(snapshotParallelism !== undefined && { snapshotParallelism }),
-            },
+        const answer = await connection.client(JobService).createJob({
+          name: stringFlag(context.flags, 'name')!,
+          sourceId: source.id,
+          sinkId: sink.id,
+          tables,
+          start: context.flags.start === true,
+          options: {
+            ...(context.flags['no-snapshot'] === true && { initialSnapshot: false }),
+            hashColumns,
+            excludeColumns,
+            keyedHashing: context.flags['keyed-hashing'] === true,
+            columnOptions,
+            ...(batchMaxRows !== undefined && { batchMaxRows }),
+            ...(flushIntervalMs !== undefined && { flushIntervalMs }),
+            ...(snapshotParallelism !== undefined && { snapshotParallelism }),
           },
-          {
-            onHeader(headers) {
-              const result = headers.get(TABLE_CHECK_HEADER);
-              if (result)
-                tableCheck = { result, note: safeDecode(headers.get(TABLE_CHECK_NOTE_HEADER) ?? '') };
-            },
-          },
-        );
+        });
         const job = answer.job!;
+        const tableCheck = answer.tableCheck;
         if (context.json)
           printJson(context, {
             ...(messageJson(JobSchema, job) as object),
-            ...(tableCheck && {
-              tableCheck: { checked: tableCheck.result === 'passed', note: tableCheck.note },
-            }),
+            ...(tableCheck && { tableCheck: { checked: tableCheck.checked, note: tableCheck.note } }),
           });
         else {
           println(context, `job ${job.name} created: ${stateWord(job.state)}`);
-          if (tableCheck?.result === 'passed') println(context, '  tables checked on a worker: replicable');
+          if (tableCheck?.checked) println(context, '  tables checked on a worker: replicable');
           else if (tableCheck?.note) println(context, `  tables not checked yet: ${tableCheck.note}`);
         }
         return 0;

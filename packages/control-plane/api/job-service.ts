@@ -54,10 +54,6 @@ const WATCH_POLL_MS = 500;
 /** How long CreateJob waits for a worker's table check in all, and for a worker to claim it. */
 const TABLE_CHECK_WAIT_MS = 10_000;
 const TABLE_CHECK_CLAIM_MS = 3_000;
-/** CreateJob's answer says whether a worker checked the tables (`passed`) or not (`not-checked`), and why. */
-export const TABLE_CHECK_HEADER = 'sluice-table-check';
-/** A sentence for the operator, URI-encoded (table names may be any Unicode). */
-export const TABLE_CHECK_NOTE_HEADER = 'sluice-table-check-note';
 
 interface JobRow {
   id: string;
@@ -415,8 +411,6 @@ export function createJobService(deps: ServiceDeps): ServiceImpl<typeof JobServi
         tables,
         AbortSignal.any([ctx.signal, deps.shutdownSignal]),
       );
-      ctx.responseHeader.set(TABLE_CHECK_HEADER, check.checked ? 'passed' : 'not-checked');
-      ctx.responseHeader.set(TABLE_CHECK_NOTE_HEADER, encodeURIComponent(check.note));
       const id = randomUUID();
       noteResource(ctx, id);
       let piiKey: Buffer | null = null;
@@ -444,7 +438,7 @@ export function createJobService(deps: ServiceDeps): ServiceImpl<typeof JobServi
         if (isUniqueViolation(error)) throw alreadyExists(`job name ${JSON.stringify(name)} is taken`);
         throw error;
       }
-      return { job: toJob(await loadJobRow(pool, id)) };
+      return { job: toJob(await loadJobRow(pool, id)), tableCheck: check };
     },
 
     async getJob(req) {

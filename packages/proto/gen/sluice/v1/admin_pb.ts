@@ -42,7 +42,7 @@ import { file_sluice_v1_types } from './types_pb.ts';
 export const file_sluice_v1_admin: GenFile =
   /*@__PURE__*/
   fileDesc(
-    'ChVzbHVpY2UvdjEvYWRtaW4ucHJvdG8SCXNsdWljZS52MSKFAQoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIdCgRyb2xlGAMgASgOMg8uc2x1aWNlLnYxLlJvbGUSEAoIZGlzYWJsZWQYBCABKAgSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiMgoMTG9naW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJItYBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KBHVzZXIYBSABKAsyDy5zbHVpY2UudjEuVXNlciInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIrkBCg9SZWZyZXNoUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEjwKGHJlZnJlc2hfdG9rZW5fZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoNTG9nb3V0UmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIg8KDVdob0FtSVJlcXVlc3QiLwoOV2hvQW1JUmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLnNsdWljZS52MS5Vc2VyIlYKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEh0KBHJvbGUYAyABKA4yDy5zbHVpY2UudjEuUm9sZSIzChJDcmVhdGVVc2VyUmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLnNsdWljZS52MS5Vc2VyIhIKEExpc3RVc2Vyc1JlcXVlc3QiMwoRTGlzdFVzZXJzUmVzcG9uc2USHgoFdXNlcnMYASADKAsyDy5zbHVpY2UudjEuVXNlciKUAQoRVXBkYXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAkSIgoEcm9sZRgCIAEoDjIPLnNsdWljZS52MS5Sb2xlSACIAQESFQoIcGFzc3dvcmQYAyABKAlIAYgBARIVCghkaXNhYmxlZBgEIAEoCEgCiAEBQgcKBV9yb2xlQgsKCV9wYXNzd29yZEILCglfZGlzYWJsZWQiMwoSVXBkYXRlVXNlclJlc3BvbnNlEh0KBHVzZXIYASABKAsyDy5zbHVpY2UudjEuVXNlciIfChFEZWxldGVVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2Ui6AIKFlBvc3RncmVzRGF0YXNvdXJjZVNwZWMSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhAKCGRhdGFiYXNlGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEiQKCHNzbF9tb2RlGAUgASgOMhIuc2x1aWNlLnYxLlNzbE1vZGUSFQoIcGFzc3dvcmQYBiABKAlIAIgBARIaCg1zc2xfcm9vdF9jZXJ0GAcgASgJSAGIAQESHAoPc3NsX2NsaWVudF9jZXJ0GAggASgJSAKIAQESGwoOc3NsX2NsaWVudF9rZXkYCSABKAlIA4gBARIeChFjb25uZWN0aW9uX3N0cmluZxgKIAEoCUgEiAEBQgsKCV9wYXNzd29yZEIQCg5fc3NsX3Jvb3RfY2VydEISChBfc3NsX2NsaWVudF9jZXJ0QhEKD19zc2xfY2xpZW50X2tleUIUChJfY29ubmVjdGlvbl9zdHJpbmcimAIKF1N0YXJSb2Nrc0RhdGFzb3VyY2VTcGVjEg8KB2ZlX2hvc3QYASABKAkSEQoJaHR0cF9wb3J0GAIgASgNEhIKCm15c3FsX3BvcnQYAyABKA0SEAoIdXNlcm5hbWUYBCABKAkSEAoIZGF0YWJhc2UYBSABKAkSEwoLc3NsX2VuYWJsZWQYBiABKAgSFQoIcGFzc3dvcmQYByABKAlIAIgBARIUCgdjYV9jZXJ0GAggASgJSAGIAQESIwobYWxsb3dfcGxhaW50ZXh0X2JlX3JlZGlyZWN0GAkgASgIEiEKGXJld3JpdGVfbG9vcGJhY2tfcmVkaXJlY3QYCiABKAhCCwoJX3Bhc3N3b3JkQgoKCF9jYV9jZXJ0Ip8BChdDcmVhdGVEYXRhc291cmNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEjUKCHBvc3RncmVzGAIgASgLMiEuc2x1aWNlLnYxLlBvc3RncmVzRGF0YXNvdXJjZVNwZWNIABI3CglzdGFycm9ja3MYAyABKAsyIi5zbHVpY2UudjEuU3RhclJvY2tzRGF0YXNvdXJjZVNwZWNIAEIGCgRzcGVjIkUKGENyZWF0ZURhdGFzb3VyY2VSZXNwb25zZRIpCgpkYXRhc291cmNlGAEgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2UiIgoUR2V0RGF0YXNvdXJjZVJlcXVlc3QSCgoCaWQYASABKAkiQgoVR2V0RGF0YXNvdXJjZVJlc3BvbnNlEikKCmRhdGFzb3VyY2UYASABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZSJBChZMaXN0RGF0YXNvdXJjZXNSZXF1ZXN0EicKBGtpbmQYASABKA4yGS5zbHVpY2UudjEuRGF0YXNvdXJjZUtpbmQiRQoXTGlzdERhdGFzb3VyY2VzUmVzcG9uc2USKgoLZGF0YXNvdXJjZXMYASADKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZSK5AQoXVXBkYXRlRGF0YXNvdXJjZVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjUKCHBvc3RncmVzGAMgASgLMiEuc2x1aWNlLnYxLlBvc3RncmVzRGF0YXNvdXJjZVNwZWNIABI3CglzdGFycm9ja3MYBCABKAsyIi5zbHVpY2UudjEuU3RhclJvY2tzRGF0YXNvdXJjZVNwZWNIAEIGCgRzcGVjQgcKBV9uYW1lIkUKGFVwZGF0ZURhdGFzb3VyY2VSZXNwb25zZRIpCgpkYXRhc291cmNlGAEgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2UiJQoXRGVsZXRlRGF0YXNvdXJjZVJlcXVlc3QSCgoCaWQYASABKAkiGgoYRGVsZXRlRGF0YXNvdXJjZVJlc3BvbnNlIlkKFVRlc3REYXRhc291cmNlUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgd3YWl0X21zGAIgASgNEiMKBnRhYmxlcxgDIAMoCzITLnNsdWljZS52MS5UYWJsZVJlZiJ0ChZUZXN0RGF0YXNvdXJjZVJlc3BvbnNlEgoKAm9rGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSEQoJd29ya2VyX2lkGAMgASgJEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJEhIKCmxhdGVuY3lfbXMYBSABKA0ioAEKEENyZWF0ZUpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCglzb3VyY2VfaWQYAiABKAkSDwoHc2lua19pZBgDIAEoCRIjCgZ0YWJsZXMYBCADKAsyEy5zbHVpY2UudjEuVGFibGVSZWYSJgoHb3B0aW9ucxgFIAEoCzIVLnNsdWljZS52MS5Kb2JPcHRpb25zEg0KBXN0YXJ0GAYgASgIIjAKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2IiGwoNR2V0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSItCg5HZXRKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zbHVpY2UudjEuSm9iIjUKD0xpc3RKb2JzUmVxdWVzdBIiCgVzdGF0ZRgBIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZSIwChBMaXN0Sm9ic1Jlc3BvbnNlEhwKBGpvYnMYASADKAsyDi5zbHVpY2UudjEuSm9iIh0KD1N0YXJ0Sm9iUmVxdWVzdBIKCgJpZBgBIAEoCSIvChBTdGFydEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2IiHQoPUGF1c2VKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIi8KEFBhdXNlSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYiIeChBSZXN1bWVKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIjAKEVJlc3VtZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2IiHAoOU3RvcEpvYlJlcXVlc3QSCgoCaWQYASABKAkiLgoPU3RvcEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2IiPQoQRGVsZXRlSm9iUmVxdWVzdBIKCgJpZBgBIAEoCRIdChVkcm9wX3JlcGxpY2F0aW9uX3Nsb3QYAiABKAgiEwoRRGVsZXRlSm9iUmVzcG9uc2UiIQoTR2V0Sm9iU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSI8ChRHZXRKb2JTdGF0dXNSZXNwb25zZRIkCgZzdGF0dXMYASABKAsyFC5zbHVpY2UudjEuSm9iU3RhdHVzIiMKFVdhdGNoSm9iU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSI+ChZXYXRjaEpvYlN0YXR1c1Jlc3BvbnNlEiQKBnN0YXR1cxgBIAEoCzIULnNsdWljZS52MS5Kb2JTdGF0dXMiLQoSTGlzdFdvcmtlcnNSZXF1ZXN0EhcKD2luY2x1ZGVfcmV2b2tlZBgBIAEoCCI5ChNMaXN0V29ya2Vyc1Jlc3BvbnNlEiIKB3dvcmtlcnMYASADKAsyES5zbHVpY2UudjEuV29ya2VyIh4KEEdldFdvcmtlclJlcXVlc3QSCgoCaWQYASABKAkiNgoRR2V0V29ya2VyUmVzcG9uc2USIQoGd29ya2VyGAEgASgLMhEuc2x1aWNlLnYxLldvcmtlciIgChJEcmFpbldvcmtlclJlcXVlc3QSCgoCaWQYASABKAkiOAoTRHJhaW5Xb3JrZXJSZXNwb25zZRIhCgZ3b3JrZXIYASABKAsyES5zbHVpY2UudjEuV29ya2VyIiEKE1Jldm9rZVdvcmtlclJlcXVlc3QSCgoCaWQYASABKAkiOQoUUmV2b2tlV29ya2VyUmVzcG9uc2USIQoGd29ya2VyGAEgASgLMhEuc2x1aWNlLnYxLldvcmtlciLQAgoOQm9vdHN0cmFwVG9rZW4SCgoCaWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSNQoGbGFiZWxzGAMgAygLMiUuc2x1aWNlLnYxLkJvb3RzdHJhcFRva2VuLkxhYmVsc0VudHJ5Ei4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEXVzZWRfYnlfd29ya2VyX2lkGAYgASgJEg8KB3Jldm9rZWQYByABKAgSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK6AQobQ3JlYXRlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0EhMKC3R0bF9zZWNvbmRzGAEgASgNEhMKC2Rlc2NyaXB0aW9uGAIgASgJEkIKBmxhYmVscxgDIAMoCzIyLnNsdWljZS52MS5DcmVhdGVCb290c3RyYXBUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYChxDcmVhdGVCb290c3RyYXBUb2tlblJlc3BvbnNlEigKBXRva2VuGAEgASgLMhkuc2x1aWNlLnYxLkJvb3RzdHJhcFRva2VuEg4KBnNlY3JldBgCIAEoCSIcChpMaXN0Qm9vdHN0cmFwVG9rZW5zUmVxdWVzdCJIChtMaXN0Qm9vdHN0cmFwVG9rZW5zUmVzcG9uc2USKQoGdG9rZW5zGAEgAygLMhkuc2x1aWNlLnYxLkJvb3RzdHJhcFRva2VuIikKG1Jldm9rZUJvb3RzdHJhcFRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSIeChxSZXZva2VCb290c3RyYXBUb2tlblJlc3BvbnNlIsQBCgpBdWRpdEV2ZW50EgsKA3NlcRgBIAEoBBItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGlvbhgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhEKCXdvcmtlcl9pZBgFIAEoCRITCgtyZXNvdXJjZV9pZBgGIAEoCRISCgppcF9hZGRyZXNzGAcgASgJEg8KB291dGNvbWUYCCABKAkSDAoEaGFzaBgJIAEoCSLLAQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGlvbhgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhMKC3Jlc291cmNlX2lkGAUgASgJEhEKCXBhZ2Vfc2l6ZRgGIAEoDRISCgpwYWdlX3Rva2VuGAcgASgJIlkKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnNsdWljZS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIZChdWZXJpZnlBdWRpdENoYWluUmVxdWVzdCJiChhWZXJpZnlBdWRpdENoYWluUmVzcG9uc2USCgoCb2sYASABKAgSDwoHY2hlY2tlZBgCIAEoBBIYChBmaXJzdF9icm9rZW5fc2VxGAMgASgEEg8KB21lc3NhZ2UYBCABKAkiHQobUm90YXRlRW5jcnlwdGlvbktleXNSZXF1ZXN0IkMKHFJvdGF0ZUVuY3J5cHRpb25LZXlzUmVzcG9uc2USEwoLcmVlbmNyeXB0ZWQYASABKAQSDgoGa2V5X2lkGAIgASgJMokCCgtBdXRoU2VydmljZRI6CgVMb2dpbhIXLnNsdWljZS52MS5Mb2dpblJlcXVlc3QaGC5zbHVpY2UudjEuTG9naW5SZXNwb25zZRJACgdSZWZyZXNoEhkuc2x1aWNlLnYxLlJlZnJlc2hSZXF1ZXN0Ghouc2x1aWNlLnYxLlJlZnJlc2hSZXNwb25zZRI9CgZMb2dvdXQSGC5zbHVpY2UudjEuTG9nb3V0UmVxdWVzdBoZLnNsdWljZS52MS5Mb2dvdXRSZXNwb25zZRI9CgZXaG9BbUkSGC5zbHVpY2UudjEuV2hvQW1JUmVxdWVzdBoZLnNsdWljZS52MS5XaG9BbUlSZXNwb25zZTK2AgoLVXNlclNlcnZpY2USSQoKQ3JlYXRlVXNlchIcLnNsdWljZS52MS5DcmVhdGVVc2VyUmVxdWVzdBodLnNsdWljZS52MS5DcmVhdGVVc2VyUmVzcG9uc2USRgoJTGlzdFVzZXJzEhsuc2x1aWNlLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHC5zbHVpY2UudjEuTGlzdFVzZXJzUmVzcG9uc2USSQoKVXBkYXRlVXNlchIcLnNsdWljZS52MS5VcGRhdGVVc2VyUmVxdWVzdBodLnNsdWljZS52MS5VcGRhdGVVc2VyUmVzcG9uc2USSQoKRGVsZXRlVXNlchIcLnNsdWljZS52MS5EZWxldGVVc2VyUmVxdWVzdBodLnNsdWljZS52MS5EZWxldGVVc2VyUmVzcG9uc2UyrwQKEURhdGFzb3VyY2VTZXJ2aWNlElsKEENyZWF0ZURhdGFzb3VyY2USIi5zbHVpY2UudjEuQ3JlYXRlRGF0YXNvdXJjZVJlcXVlc3QaIy5zbHVpY2UudjEuQ3JlYXRlRGF0YXNvdXJjZVJlc3BvbnNlElIKDUdldERhdGFzb3VyY2USHy5zbHVpY2UudjEuR2V0RGF0YXNvdXJjZVJlcXVlc3QaIC5zbHVpY2UudjEuR2V0RGF0YXNvdXJjZVJlc3BvbnNlElgKD0xpc3REYXRhc291cmNlcxIhLnNsdWljZS52MS5MaXN0RGF0YXNvdXJjZXNSZXF1ZXN0GiIuc2x1aWNlLnYxLkxpc3REYXRhc291cmNlc1Jlc3BvbnNlElsKEFVwZGF0ZURhdGFzb3VyY2USIi5zbHVpY2UudjEuVXBkYXRlRGF0YXNvdXJjZVJlcXVlc3QaIy5zbHVpY2UudjEuVXBkYXRlRGF0YXNvdXJjZVJlc3BvbnNlElsKEERlbGV0ZURhdGFzb3VyY2USIi5zbHVpY2UudjEuRGVsZXRlRGF0YXNvdXJjZVJlcXVlc3QaIy5zbHVpY2UudjEuRGVsZXRlRGF0YXNvdXJjZVJlc3BvbnNlElUKDlRlc3REYXRhc291cmNlEiAuc2x1aWNlLnYxLlRlc3REYXRhc291cmNlUmVxdWVzdBohLnNsdWljZS52MS5UZXN0RGF0YXNvdXJjZVJlc3BvbnNlMt4FCgpKb2JTZXJ2aWNlEkYKCUNyZWF0ZUpvYhIbLnNsdWljZS52MS5DcmVhdGVKb2JSZXF1ZXN0Ghwuc2x1aWNlLnYxLkNyZWF0ZUpvYlJlc3BvbnNlEj0KBkdldEpvYhIYLnNsdWljZS52MS5HZXRKb2JSZXF1ZXN0Ghkuc2x1aWNlLnYxLkdldEpvYlJlc3BvbnNlEkMKCExpc3RKb2JzEhouc2x1aWNlLnYxLkxpc3RKb2JzUmVxdWVzdBobLnNsdWljZS52MS5MaXN0Sm9ic1Jlc3BvbnNlEkMKCFN0YXJ0Sm9iEhouc2x1aWNlLnYxLlN0YXJ0Sm9iUmVxdWVzdBobLnNsdWljZS52MS5TdGFydEpvYlJlc3BvbnNlEkMKCFBhdXNlSm9iEhouc2x1aWNlLnYxLlBhdXNlSm9iUmVxdWVzdBobLnNsdWljZS52MS5QYXVzZUpvYlJlc3BvbnNlEkYKCVJlc3VtZUpvYhIbLnNsdWljZS52MS5SZXN1bWVKb2JSZXF1ZXN0Ghwuc2x1aWNlLnYxLlJlc3VtZUpvYlJlc3BvbnNlEkAKB1N0b3BKb2ISGS5zbHVpY2UudjEuU3RvcEpvYlJlcXVlc3QaGi5zbHVpY2UudjEuU3RvcEpvYlJlc3BvbnNlEkYKCURlbGV0ZUpvYhIbLnNsdWljZS52MS5EZWxldGVKb2JSZXF1ZXN0Ghwuc2x1aWNlLnYxLkRlbGV0ZUpvYlJlc3BvbnNlEk8KDEdldEpvYlN0YXR1cxIeLnNsdWljZS52MS5HZXRKb2JTdGF0dXNSZXF1ZXN0Gh8uc2x1aWNlLnYxLkdldEpvYlN0YXR1c1Jlc3BvbnNlElcKDldhdGNoSm9iU3RhdHVzEiAuc2x1aWNlLnYxLldhdGNoSm9iU3RhdHVzUmVxdWVzdBohLnNsdWljZS52MS5XYXRjaEpvYlN0YXR1c1Jlc3BvbnNlMAEyyQIKEldvcmtlckFkbWluU2VydmljZRJMCgtMaXN0V29ya2VycxIdLnNsdWljZS52MS5MaXN0V29ya2Vyc1JlcXVlc3QaHi5zbHVpY2UudjEuTGlzdFdvcmtlcnNSZXNwb25zZRJGCglHZXRXb3JrZXISGy5zbHVpY2UudjEuR2V0V29ya2VyUmVxdWVzdBocLnNsdWljZS52MS5HZXRXb3JrZXJSZXNwb25zZRJMCgtEcmFpbldvcmtlchIdLnNsdWljZS52MS5EcmFpbldvcmtlclJlcXVlc3QaHi5zbHVpY2UudjEuRHJhaW5Xb3JrZXJSZXNwb25zZRJPCgxSZXZva2VXb3JrZXISHi5zbHVpY2UudjEuUmV2b2tlV29ya2VyUmVxdWVzdBofLnNsdWljZS52MS5SZXZva2VXb3JrZXJSZXNwb25zZTLPAgoVQm9vdHN0cmFwVG9rZW5TZXJ2aWNlEmcKFENyZWF0ZUJvb3RzdHJhcFRva2VuEiYuc2x1aWNlLnYxLkNyZWF0ZUJvb3RzdHJhcFRva2VuUmVxdWVzdBonLnNsdWljZS52MS5DcmVhdGVCb290c3RyYXBUb2tlblJlc3BvbnNlEmQKE0xpc3RCb290c3RyYXBUb2tlbnMSJS5zbHVpY2UudjEuTGlzdEJvb3RzdHJhcFRva2Vuc1JlcXVlc3QaJi5zbHVpY2UudjEuTGlzdEJvb3RzdHJhcFRva2Vuc1Jlc3BvbnNlEmcKFFJldm9rZUJvb3RzdHJhcFRva2VuEiYuc2x1aWNlLnYxLlJldm9rZUJvb3RzdHJhcFRva2VuUmVxdWVzdBonLnNsdWljZS52MS5SZXZva2VCb290c3RyYXBUb2tlblJlc3BvbnNlMsUBCgxBdWRpdFNlcnZpY2USWAoPTGlzdEF1ZGl0RXZlbnRzEiEuc2x1aWNlLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi5zbHVpY2UudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USWwoQVmVyaWZ5QXVkaXRDaGFpbhIiLnNsdWljZS52MS5WZXJpZnlBdWRpdENoYWluUmVxdWVzdBojLnNsdWljZS52MS5WZXJpZnlBdWRpdENoYWluUmVzcG9uc2UydQoKS2V5U2VydmljZRJnChRSb3RhdGVFbmNyeXB0aW9uS2V5cxImLnNsdWljZS52MS5Sb3RhdGVFbmNyeXB0aW9uS2V5c1JlcXVlc3QaJy5zbHVpY2UudjEuUm90YXRlRW5jcnlwdGlvbktleXNSZXNwb25zZWIGcHJvdG8z',
+    'ChVzbHVpY2UvdjEvYWRtaW4ucHJvdG8SCXNsdWljZS52MSKFAQoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIdCgRyb2xlGAMgASgOMg8uc2x1aWNlLnYxLlJvbGUSEAoIZGlzYWJsZWQYBCABKAgSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiMgoMTG9naW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJItYBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KBHVzZXIYBSABKAsyDy5zbHVpY2UudjEuVXNlciInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIrkBCg9SZWZyZXNoUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEjwKGHJlZnJlc2hfdG9rZW5fZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoNTG9nb3V0UmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIg8KDVdob0FtSVJlcXVlc3QiLwoOV2hvQW1JUmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLnNsdWljZS52MS5Vc2VyIlYKEUNyZWF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEh0KBHJvbGUYAyABKA4yDy5zbHVpY2UudjEuUm9sZSIzChJDcmVhdGVVc2VyUmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLnNsdWljZS52MS5Vc2VyIhIKEExpc3RVc2Vyc1JlcXVlc3QiMwoRTGlzdFVzZXJzUmVzcG9uc2USHgoFdXNlcnMYASADKAsyDy5zbHVpY2UudjEuVXNlciKUAQoRVXBkYXRlVXNlclJlcXVlc3QSCgoCaWQYASABKAkSIgoEcm9sZRgCIAEoDjIPLnNsdWljZS52MS5Sb2xlSACIAQESFQoIcGFzc3dvcmQYAyABKAlIAYgBARIVCghkaXNhYmxlZBgEIAEoCEgCiAEBQgcKBV9yb2xlQgsKCV9wYXNzd29yZEILCglfZGlzYWJsZWQiMwoSVXBkYXRlVXNlclJlc3BvbnNlEh0KBHVzZXIYASABKAsyDy5zbHVpY2UudjEuVXNlciIfChFEZWxldGVVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2Ui6AIKFlBvc3RncmVzRGF0YXNvdXJjZVNwZWMSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhAKCGRhdGFiYXNlGAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEiQKCHNzbF9tb2RlGAUgASgOMhIuc2x1aWNlLnYxLlNzbE1vZGUSFQoIcGFzc3dvcmQYBiABKAlIAIgBARIaCg1zc2xfcm9vdF9jZXJ0GAcgASgJSAGIAQESHAoPc3NsX2NsaWVudF9jZXJ0GAggASgJSAKIAQESGwoOc3NsX2NsaWVudF9rZXkYCSABKAlIA4gBARIeChFjb25uZWN0aW9uX3N0cmluZxgKIAEoCUgEiAEBQgsKCV9wYXNzd29yZEIQCg5fc3NsX3Jvb3RfY2VydEISChBfc3NsX2NsaWVudF9jZXJ0QhEKD19zc2xfY2xpZW50X2tleUIUChJfY29ubmVjdGlvbl9zdHJpbmcimAIKF1N0YXJSb2Nrc0RhdGFzb3VyY2VTcGVjEg8KB2ZlX2hvc3QYASABKAkSEQoJaHR0cF9wb3J0GAIgASgNEhIKCm15c3FsX3BvcnQYAyABKA0SEAoIdXNlcm5hbWUYBCABKAkSEAoIZGF0YWJhc2UYBSABKAkSEwoLc3NsX2VuYWJsZWQYBiABKAgSFQoIcGFzc3dvcmQYByABKAlIAIgBARIUCgdjYV9jZXJ0GAggASgJSAGIAQESIwobYWxsb3dfcGxhaW50ZXh0X2JlX3JlZGlyZWN0GAkgASgIEiEKGXJld3JpdGVfbG9vcGJhY2tfcmVkaXJlY3QYCiABKAhCCwoJX3Bhc3N3b3JkQgoKCF9jYV9jZXJ0Ip8BChdDcmVhdGVEYXRhc291cmNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEjUKCHBvc3RncmVzGAIgASgLMiEuc2x1aWNlLnYxLlBvc3RncmVzRGF0YXNvdXJjZVNwZWNIABI3CglzdGFycm9ja3MYAyABKAsyIi5zbHVpY2UudjEuU3RhclJvY2tzRGF0YXNvdXJjZVNwZWNIAEIGCgRzcGVjIkUKGENyZWF0ZURhdGFzb3VyY2VSZXNwb25zZRIpCgpkYXRhc291cmNlGAEgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2UiIgoUR2V0RGF0YXNvdXJjZVJlcXVlc3QSCgoCaWQYASABKAkiQgoVR2V0RGF0YXNvdXJjZVJlc3BvbnNlEikKCmRhdGFzb3VyY2UYASABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZSJBChZMaXN0RGF0YXNvdXJjZXNSZXF1ZXN0EicKBGtpbmQYASABKA4yGS5zbHVpY2UudjEuRGF0YXNvdXJjZUtpbmQiRQoXTGlzdERhdGFzb3VyY2VzUmVzcG9uc2USKgoLZGF0YXNvdXJjZXMYASADKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZSK5AQoXVXBkYXRlRGF0YXNvdXJjZVJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjUKCHBvc3RncmVzGAMgASgLMiEuc2x1aWNlLnYxLlBvc3RncmVzRGF0YXNvdXJjZVNwZWNIABI3CglzdGFycm9ja3MYBCABKAsyIi5zbHVpY2UudjEuU3RhclJvY2tzRGF0YXNvdXJjZVNwZWNIAEIGCgRzcGVjQgcKBV9uYW1lIkUKGFVwZGF0ZURhdGFzb3VyY2VSZXNwb25zZRIpCgpkYXRhc291cmNlGAEgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2UiJQoXRGVsZXRlRGF0YXNvdXJjZVJlcXVlc3QSCgoCaWQYASABKAkiGgoYRGVsZXRlRGF0YXNvdXJjZVJlc3BvbnNlIlkKFVRlc3REYXRhc291cmNlUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgd3YWl0X21zGAIgASgNEiMKBnRhYmxlcxgDIAMoCzITLnNsdWljZS52MS5UYWJsZVJlZiJ0ChZUZXN0RGF0YXNvdXJjZVJlc3BvbnNlEgoKAm9rGAEgASgIEg8KB21lc3NhZ2UYAiABKAkSEQoJd29ya2VyX2lkGAMgASgJEhYKDnNlcnZlcl92ZXJzaW9uGAQgASgJEhIKCmxhdGVuY3lfbXMYBSABKA0ioAEKEENyZWF0ZUpvYlJlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCglzb3VyY2VfaWQYAiABKAkSDwoHc2lua19pZBgDIAEoCRIjCgZ0YWJsZXMYBCADKAsyEy5zbHVpY2UudjEuVGFibGVSZWYSJgoHb3B0aW9ucxgFIAEoCzIVLnNsdWljZS52MS5Kb2JPcHRpb25zEg0KBXN0YXJ0GAYgASgIIlwKEUNyZWF0ZUpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2ISKgoLdGFibGVfY2hlY2sYAiABKAsyFS5zbHVpY2UudjEuVGFibGVDaGVjayIrCgpUYWJsZUNoZWNrEg8KB2NoZWNrZWQYASABKAgSDAoEbm90ZRgCIAEoCSIbCg1HZXRKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIi0KDkdldEpvYlJlc3BvbnNlEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2IiNQoPTGlzdEpvYnNSZXF1ZXN0EiIKBXN0YXRlGAEgASgOMhMuc2x1aWNlLnYxLkpvYlN0YXRlIjAKEExpc3RKb2JzUmVzcG9uc2USHAoEam9icxgBIAMoCzIOLnNsdWljZS52MS5Kb2IiHQoPU3RhcnRKb2JSZXF1ZXN0EgoKAmlkGAEgASgJIi8KEFN0YXJ0Sm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYiIdCg9QYXVzZUpvYlJlcXVlc3QSCgoCaWQYASABKAkiLwoQUGF1c2VKb2JSZXNwb25zZRIbCgNqb2IYASABKAsyDi5zbHVpY2UudjEuSm9iIh4KEFJlc3VtZUpvYlJlcXVlc3QSCgoCaWQYASABKAkiMAoRUmVzdW1lSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYiIcCg5TdG9wSm9iUmVxdWVzdBIKCgJpZBgBIAEoCSIuCg9TdG9wSm9iUmVzcG9uc2USGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYiI9ChBEZWxldGVKb2JSZXF1ZXN0EgoKAmlkGAEgASgJEh0KFWRyb3BfcmVwbGljYXRpb25fc2xvdBgCIAEoCCITChFEZWxldGVKb2JSZXNwb25zZSIhChNHZXRKb2JTdGF0dXNSZXF1ZXN0EgoKAmlkGAEgASgJIjwKFEdldEpvYlN0YXR1c1Jlc3BvbnNlEiQKBnN0YXR1cxgBIAEoCzIULnNsdWljZS52MS5Kb2JTdGF0dXMiIwoVV2F0Y2hKb2JTdGF0dXNSZXF1ZXN0EgoKAmlkGAEgASgJIj4KFldhdGNoSm9iU3RhdHVzUmVzcG9uc2USJAoGc3RhdHVzGAEgASgLMhQuc2x1aWNlLnYxLkpvYlN0YXR1cyItChJMaXN0V29ya2Vyc1JlcXVlc3QSFwoPaW5jbHVkZV9yZXZva2VkGAEgASgIIjkKE0xpc3RXb3JrZXJzUmVzcG9uc2USIgoHd29ya2VycxgBIAMoCzIRLnNsdWljZS52MS5Xb3JrZXIiHgoQR2V0V29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI2ChFHZXRXb3JrZXJSZXNwb25zZRIhCgZ3b3JrZXIYASABKAsyES5zbHVpY2UudjEuV29ya2VyIiAKEkRyYWluV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI4ChNEcmFpbldvcmtlclJlc3BvbnNlEiEKBndvcmtlchgBIAEoCzIRLnNsdWljZS52MS5Xb3JrZXIiIQoTUmV2b2tlV29ya2VyUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChRSZXZva2VXb3JrZXJSZXNwb25zZRIhCgZ3b3JrZXIYASABKAsyES5zbHVpY2UudjEuV29ya2VyItACCg5Cb290c3RyYXBUb2tlbhIKCgJpZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRI1CgZsYWJlbHMYAyADKAsyJS5zbHVpY2UudjEuQm9vdHN0cmFwVG9rZW4uTGFiZWxzRW50cnkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRdXNlZF9ieV93b3JrZXJfaWQYBiABKAkSDwoHcmV2b2tlZBgHIAEoCBIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIroBChtDcmVhdGVCb290c3RyYXBUb2tlblJlcXVlc3QSEwoLdHRsX3NlY29uZHMYASABKA0SEwoLZGVzY3JpcHRpb24YAiABKAkSQgoGbGFiZWxzGAMgAygLMjIuc2x1aWNlLnYxLkNyZWF0ZUJvb3RzdHJhcFRva2VuUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKHENyZWF0ZUJvb3RzdHJhcFRva2VuUmVzcG9uc2USKAoFdG9rZW4YASABKAsyGS5zbHVpY2UudjEuQm9vdHN0cmFwVG9rZW4SDgoGc2VjcmV0GAIgASgJIhwKGkxpc3RCb290c3RyYXBUb2tlbnNSZXF1ZXN0IkgKG0xpc3RCb290c3RyYXBUb2tlbnNSZXNwb25zZRIpCgZ0b2tlbnMYASADKAsyGS5zbHVpY2UudjEuQm9vdHN0cmFwVG9rZW4iKQobUmV2b2tlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIh4KHFJldm9rZUJvb3RzdHJhcFRva2VuUmVzcG9uc2UixAEKCkF1ZGl0RXZlbnQSCwoDc2VxGAEgASgEEi0KCXRpbWVzdGFtcBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGYWN0aW9uGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSEQoJd29ya2VyX2lkGAUgASgJEhMKC3Jlc291cmNlX2lkGAYgASgJEhIKCmlwX2FkZHJlc3MYByABKAkSDwoHb3V0Y29tZRgIIAEoCRIMCgRoYXNoGAkgASgJIssBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EikKBXNpbmNlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGYWN0aW9uGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSEwoLcmVzb3VyY2VfaWQYBSABKAkSEQoJcGFnZV9zaXplGAYgASgNEhIKCnBhZ2VfdG9rZW4YByABKAkiWQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUuc2x1aWNlLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhkKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0ImIKGFZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZRIKCgJvaxgBIAEoCBIPCgdjaGVja2VkGAIgASgEEhgKEGZpcnN0X2Jyb2tlbl9zZXEYAyABKAQSDwoHbWVzc2FnZRgEIAEoCSIdChtSb3RhdGVFbmNyeXB0aW9uS2V5c1JlcXVlc3QiQwocUm90YXRlRW5jcnlwdGlvbktleXNSZXNwb25zZRITCgtyZWVuY3J5cHRlZBgBIAEoBBIOCgZrZXlfaWQYAiABKAkyiQIKC0F1dGhTZXJ2aWNlEjoKBUxvZ2luEhcuc2x1aWNlLnYxLkxvZ2luUmVxdWVzdBoYLnNsdWljZS52MS5Mb2dpblJlc3BvbnNlEkAKB1JlZnJlc2gSGS5zbHVpY2UudjEuUmVmcmVzaFJlcXVlc3QaGi5zbHVpY2UudjEuUmVmcmVzaFJlc3BvbnNlEj0KBkxvZ291dBIYLnNsdWljZS52MS5Mb2dvdXRSZXF1ZXN0Ghkuc2x1aWNlLnYxLkxvZ291dFJlc3BvbnNlEj0KBldob0FtSRIYLnNsdWljZS52MS5XaG9BbUlSZXF1ZXN0Ghkuc2x1aWNlLnYxLldob0FtSVJlc3BvbnNlMrYCCgtVc2VyU2VydmljZRJJCgpDcmVhdGVVc2VyEhwuc2x1aWNlLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh0uc2x1aWNlLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJGCglMaXN0VXNlcnMSGy5zbHVpY2UudjEuTGlzdFVzZXJzUmVxdWVzdBocLnNsdWljZS52MS5MaXN0VXNlcnNSZXNwb25zZRJJCgpVcGRhdGVVc2VyEhwuc2x1aWNlLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0Gh0uc2x1aWNlLnYxLlVwZGF0ZVVzZXJSZXNwb25zZRJJCgpEZWxldGVVc2VyEhwuc2x1aWNlLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0Gh0uc2x1aWNlLnYxLkRlbGV0ZVVzZXJSZXNwb25zZTKvBAoRRGF0YXNvdXJjZVNlcnZpY2USWwoQQ3JlYXRlRGF0YXNvdXJjZRIiLnNsdWljZS52MS5DcmVhdGVEYXRhc291cmNlUmVxdWVzdBojLnNsdWljZS52MS5DcmVhdGVEYXRhc291cmNlUmVzcG9uc2USUgoNR2V0RGF0YXNvdXJjZRIfLnNsdWljZS52MS5HZXREYXRhc291cmNlUmVxdWVzdBogLnNsdWljZS52MS5HZXREYXRhc291cmNlUmVzcG9uc2USWAoPTGlzdERhdGFzb3VyY2VzEiEuc2x1aWNlLnYxLkxpc3REYXRhc291cmNlc1JlcXVlc3QaIi5zbHVpY2UudjEuTGlzdERhdGFzb3VyY2VzUmVzcG9uc2USWwoQVXBkYXRlRGF0YXNvdXJjZRIiLnNsdWljZS52MS5VcGRhdGVEYXRhc291cmNlUmVxdWVzdBojLnNsdWljZS52MS5VcGRhdGVEYXRhc291cmNlUmVzcG9uc2USWwoQRGVsZXRlRGF0YXNvdXJjZRIiLnNsdWljZS52MS5EZWxldGVEYXRhc291cmNlUmVxdWVzdBojLnNsdWljZS52MS5EZWxldGVEYXRhc291cmNlUmVzcG9uc2USVQoOVGVzdERhdGFzb3VyY2USIC5zbHVpY2UudjEuVGVzdERhdGFzb3VyY2VSZXF1ZXN0GiEuc2x1aWNlLnYxLlRlc3REYXRhc291cmNlUmVzcG9uc2Uy3gUKCkpvYlNlcnZpY2USRgoJQ3JlYXRlSm9iEhsuc2x1aWNlLnYxLkNyZWF0ZUpvYlJlcXVlc3QaHC5zbHVpY2UudjEuQ3JlYXRlSm9iUmVzcG9uc2USPQoGR2V0Sm9iEhguc2x1aWNlLnYxLkdldEpvYlJlcXVlc3QaGS5zbHVpY2UudjEuR2V0Sm9iUmVzcG9uc2USQwoITGlzdEpvYnMSGi5zbHVpY2UudjEuTGlzdEpvYnNSZXF1ZXN0Ghsuc2x1aWNlLnYxLkxpc3RKb2JzUmVzcG9uc2USQwoIU3RhcnRKb2ISGi5zbHVpY2UudjEuU3RhcnRKb2JSZXF1ZXN0Ghsuc2x1aWNlLnYxLlN0YXJ0Sm9iUmVzcG9uc2USQwoIUGF1c2VKb2ISGi5zbHVpY2UudjEuUGF1c2VKb2JSZXF1ZXN0Ghsuc2x1aWNlLnYxLlBhdXNlSm9iUmVzcG9uc2USRgoJUmVzdW1lSm9iEhsuc2x1aWNlLnYxLlJlc3VtZUpvYlJlcXVlc3QaHC5zbHVpY2UudjEuUmVzdW1lSm9iUmVzcG9uc2USQAoHU3RvcEpvYhIZLnNsdWljZS52MS5TdG9wSm9iUmVxdWVzdBoaLnNsdWljZS52MS5TdG9wSm9iUmVzcG9uc2USRgoJRGVsZXRlSm9iEhsuc2x1aWNlLnYxLkRlbGV0ZUpvYlJlcXVlc3QaHC5zbHVpY2UudjEuRGVsZXRlSm9iUmVzcG9uc2USTwoMR2V0Sm9iU3RhdHVzEh4uc2x1aWNlLnYxLkdldEpvYlN0YXR1c1JlcXVlc3QaHy5zbHVpY2UudjEuR2V0Sm9iU3RhdHVzUmVzcG9uc2USVwoOV2F0Y2hKb2JTdGF0dXMSIC5zbHVpY2UudjEuV2F0Y2hKb2JTdGF0dXNSZXF1ZXN0GiEuc2x1aWNlLnYxLldhdGNoSm9iU3RhdHVzUmVzcG9uc2UwATLJAgoSV29ya2VyQWRtaW5TZXJ2aWNlEkwKC0xpc3RXb3JrZXJzEh0uc2x1aWNlLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoeLnNsdWljZS52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlEkYKCUdldFdvcmtlchIbLnNsdWljZS52MS5HZXRXb3JrZXJSZXF1ZXN0Ghwuc2x1aWNlLnYxLkdldFdvcmtlclJlc3BvbnNlEkwKC0RyYWluV29ya2VyEh0uc2x1aWNlLnYxLkRyYWluV29ya2VyUmVxdWVzdBoeLnNsdWljZS52MS5EcmFpbldvcmtlclJlc3BvbnNlEk8KDFJldm9rZVdvcmtlchIeLnNsdWljZS52MS5SZXZva2VXb3JrZXJSZXF1ZXN0Gh8uc2x1aWNlLnYxLlJldm9rZVdvcmtlclJlc3BvbnNlMs8CChVCb290c3RyYXBUb2tlblNlcnZpY2USZwoUQ3JlYXRlQm9vdHN0cmFwVG9rZW4SJi5zbHVpY2UudjEuQ3JlYXRlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0Gicuc2x1aWNlLnYxLkNyZWF0ZUJvb3RzdHJhcFRva2VuUmVzcG9uc2USZAoTTGlzdEJvb3RzdHJhcFRva2VucxIlLnNsdWljZS52MS5MaXN0Qm9vdHN0cmFwVG9rZW5zUmVxdWVzdBomLnNsdWljZS52MS5MaXN0Qm9vdHN0cmFwVG9rZW5zUmVzcG9uc2USZwoUUmV2b2tlQm9vdHN0cmFwVG9rZW4SJi5zbHVpY2UudjEuUmV2b2tlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0Gicuc2x1aWNlLnYxLlJldm9rZUJvb3RzdHJhcFRva2VuUmVzcG9uc2UyxQEKDEF1ZGl0U2VydmljZRJYCg9MaXN0QXVkaXRFdmVudHMSIS5zbHVpY2UudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBoiLnNsdWljZS52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJbChBWZXJpZnlBdWRpdENoYWluEiIuc2x1aWNlLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0GiMuc2x1aWNlLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZTJ1CgpLZXlTZXJ2aWNlEmcKFFJvdGF0ZUVuY3J5cHRpb25LZXlzEiYuc2x1aWNlLnYxLlJvdGF0ZUVuY3J5cHRpb25LZXlzUmVxdWVzdBonLnNsdWljZS52MS5Sb3RhdGVFbmNyeXB0aW9uS2V5c1Jlc3BvbnNlYgZwcm90bzM',
     [file_google_protobuf_timestamp, file_sluice_v1_types],
   );
 
@@ -1896,6 +1896,13 @@ export type CreateJobResponse = Message<'sluice.v1.CreateJobResponse'> & {
    * @generated from field: sluice.v1.Job job = 1;
    */
   job?: Job | undefined;
+
+  /**
+   * Whether an online worker checked the job's tables on the source before the job was created.
+   *
+   * @generated from field: sluice.v1.TableCheck table_check = 2;
+   */
+  tableCheck?: TableCheck | undefined;
 };
 
 /**
@@ -1910,6 +1917,13 @@ export type CreateJobResponseJson = {
    * @generated from field: sluice.v1.Job job = 1;
    */
   job?: JobJson;
+
+  /**
+   * Whether an online worker checked the job's tables on the source before the job was created.
+   *
+   * @generated from field: sluice.v1.TableCheck table_check = 2;
+   */
+  tableCheck?: TableCheckJson;
 };
 
 /**
@@ -1919,6 +1933,56 @@ export type CreateJobResponseJson = {
 export const CreateJobResponseSchema: GenMessage<CreateJobResponse, { jsonType: CreateJobResponseJson }> =
   /*@__PURE__*/
   messageDesc(file_sluice_v1_admin, 32);
+
+/**
+ * The table check `CreateJob` runs on a worker (the control plane never connects to a source).
+ *
+ * @generated from message sluice.v1.TableCheck
+ */
+export type TableCheck = Message<'sluice.v1.TableCheck'> & {
+  /**
+   * A worker checked every table and found it replicable (a refusal fails `CreateJob` instead).
+   *
+   * @generated from field: bool checked = 1;
+   */
+  checked: boolean;
+
+  /**
+   * What happened, for the operator: which worker checked, or why nobody did and when it will happen.
+   *
+   * @generated from field: string note = 2;
+   */
+  note: string;
+};
+
+/**
+ * The table check `CreateJob` runs on a worker (the control plane never connects to a source).
+ *
+ * @generated from message sluice.v1.TableCheck
+ */
+export type TableCheckJson = {
+  /**
+   * A worker checked every table and found it replicable (a refusal fails `CreateJob` instead).
+   *
+   * @generated from field: bool checked = 1;
+   */
+  checked?: boolean;
+
+  /**
+   * What happened, for the operator: which worker checked, or why nobody did and when it will happen.
+   *
+   * @generated from field: string note = 2;
+   */
+  note?: string;
+};
+
+/**
+ * Describes the message sluice.v1.TableCheck.
+ * Use `create(TableCheckSchema)` to create a new message.
+ */
+export const TableCheckSchema: GenMessage<TableCheck, { jsonType: TableCheckJson }> =
+  /*@__PURE__*/
+  messageDesc(file_sluice_v1_admin, 33);
 
 /**
  * Fetch one job.
@@ -1954,7 +2018,7 @@ export type GetJobRequestJson = {
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest, { jsonType: GetJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 33);
+  messageDesc(file_sluice_v1_admin, 34);
 
 /**
  * One job.
@@ -1990,7 +2054,7 @@ export type GetJobResponseJson = {
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse, { jsonType: GetJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 34);
+  messageDesc(file_sluice_v1_admin, 35);
 
 /**
  * List jobs.
@@ -2026,7 +2090,7 @@ export type ListJobsRequestJson = {
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest, { jsonType: ListJobsRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 35);
+  messageDesc(file_sluice_v1_admin, 36);
 
 /**
  * All jobs.
@@ -2062,7 +2126,7 @@ export type ListJobsResponseJson = {
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse, { jsonType: ListJobsResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 36);
+  messageDesc(file_sluice_v1_admin, 37);
 
 /**
  * Start a job.
@@ -2098,7 +2162,7 @@ export type StartJobRequestJson = {
  */
 export const StartJobRequestSchema: GenMessage<StartJobRequest, { jsonType: StartJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 37);
+  messageDesc(file_sluice_v1_admin, 38);
 
 /**
  * Start answer.
@@ -2134,7 +2198,7 @@ export type StartJobResponseJson = {
  */
 export const StartJobResponseSchema: GenMessage<StartJobResponse, { jsonType: StartJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 38);
+  messageDesc(file_sluice_v1_admin, 39);
 
 /**
  * Pause a job.
@@ -2170,7 +2234,7 @@ export type PauseJobRequestJson = {
  */
 export const PauseJobRequestSchema: GenMessage<PauseJobRequest, { jsonType: PauseJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 39);
+  messageDesc(file_sluice_v1_admin, 40);
 
 /**
  * Pause answer.
@@ -2206,7 +2270,7 @@ export type PauseJobResponseJson = {
  */
 export const PauseJobResponseSchema: GenMessage<PauseJobResponse, { jsonType: PauseJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 40);
+  messageDesc(file_sluice_v1_admin, 41);
 
 /**
  * Resume a job.
@@ -2242,7 +2306,7 @@ export type ResumeJobRequestJson = {
  */
 export const ResumeJobRequestSchema: GenMessage<ResumeJobRequest, { jsonType: ResumeJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 41);
+  messageDesc(file_sluice_v1_admin, 42);
 
 /**
  * Resume answer.
@@ -2278,7 +2342,7 @@ export type ResumeJobResponseJson = {
  */
 export const ResumeJobResponseSchema: GenMessage<ResumeJobResponse, { jsonType: ResumeJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 42);
+  messageDesc(file_sluice_v1_admin, 43);
 
 /**
  * Stop a job.
@@ -2314,7 +2378,7 @@ export type StopJobRequestJson = {
  */
 export const StopJobRequestSchema: GenMessage<StopJobRequest, { jsonType: StopJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 43);
+  messageDesc(file_sluice_v1_admin, 44);
 
 /**
  * Stop answer.
@@ -2350,7 +2414,7 @@ export type StopJobResponseJson = {
  */
 export const StopJobResponseSchema: GenMessage<StopJobResponse, { jsonType: StopJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 44);
+  messageDesc(file_sluice_v1_admin, 45);
 
 /**
  * Delete a job.
@@ -2400,7 +2464,7 @@ export type DeleteJobRequestJson = {
  */
 export const DeleteJobRequestSchema: GenMessage<DeleteJobRequest, { jsonType: DeleteJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 45);
+  messageDesc(file_sluice_v1_admin, 46);
 
 /**
  * Delete answer.
@@ -2422,7 +2486,7 @@ export type DeleteJobResponseJson = {};
  */
 export const DeleteJobResponseSchema: GenMessage<DeleteJobResponse, { jsonType: DeleteJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 46);
+  messageDesc(file_sluice_v1_admin, 47);
 
 /**
  * A job's status.
@@ -2459,7 +2523,7 @@ export type GetJobStatusRequestJson = {
 export const GetJobStatusRequestSchema: GenMessage<
   GetJobStatusRequest,
   { jsonType: GetJobStatusRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 47);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 48);
 
 /**
  * Status answer.
@@ -2496,7 +2560,7 @@ export type GetJobStatusResponseJson = {
 export const GetJobStatusResponseSchema: GenMessage<
   GetJobStatusResponse,
   { jsonType: GetJobStatusResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 48);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 49);
 
 /**
  * Follow a job's status.
@@ -2533,7 +2597,7 @@ export type WatchJobStatusRequestJson = {
 export const WatchJobStatusRequestSchema: GenMessage<
   WatchJobStatusRequest,
   { jsonType: WatchJobStatusRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 49);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 50);
 
 /**
  * One status update.
@@ -2570,7 +2634,7 @@ export type WatchJobStatusResponseJson = {
 export const WatchJobStatusResponseSchema: GenMessage<
   WatchJobStatusResponse,
   { jsonType: WatchJobStatusResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 50);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 51);
 
 /**
  * List workers.
@@ -2606,7 +2670,7 @@ export type ListWorkersRequestJson = {
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest, { jsonType: ListWorkersRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 51);
+  messageDesc(file_sluice_v1_admin, 52);
 
 /**
  * All workers.
@@ -2643,7 +2707,7 @@ export type ListWorkersResponseJson = {
 export const ListWorkersResponseSchema: GenMessage<
   ListWorkersResponse,
   { jsonType: ListWorkersResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 52);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 53);
 
 /**
  * Fetch one worker.
@@ -2679,7 +2743,7 @@ export type GetWorkerRequestJson = {
  */
 export const GetWorkerRequestSchema: GenMessage<GetWorkerRequest, { jsonType: GetWorkerRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 53);
+  messageDesc(file_sluice_v1_admin, 54);
 
 /**
  * One worker.
@@ -2715,7 +2779,7 @@ export type GetWorkerResponseJson = {
  */
 export const GetWorkerResponseSchema: GenMessage<GetWorkerResponse, { jsonType: GetWorkerResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 54);
+  messageDesc(file_sluice_v1_admin, 55);
 
 /**
  * Drain a worker.
@@ -2751,7 +2815,7 @@ export type DrainWorkerRequestJson = {
  */
 export const DrainWorkerRequestSchema: GenMessage<DrainWorkerRequest, { jsonType: DrainWorkerRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 55);
+  messageDesc(file_sluice_v1_admin, 56);
 
 /**
  * Drain answer.
@@ -2788,7 +2852,7 @@ export type DrainWorkerResponseJson = {
 export const DrainWorkerResponseSchema: GenMessage<
   DrainWorkerResponse,
   { jsonType: DrainWorkerResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 56);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 57);
 
 /**
  * Revoke a worker.
@@ -2825,7 +2889,7 @@ export type RevokeWorkerRequestJson = {
 export const RevokeWorkerRequestSchema: GenMessage<
   RevokeWorkerRequest,
   { jsonType: RevokeWorkerRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 57);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 58);
 
 /**
  * Revoke answer.
@@ -2862,7 +2926,7 @@ export type RevokeWorkerResponseJson = {
 export const RevokeWorkerResponseSchema: GenMessage<
   RevokeWorkerResponse,
   { jsonType: RevokeWorkerResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 58);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 59);
 
 /**
  * A bootstrap token's record.
@@ -2996,7 +3060,7 @@ export type BootstrapTokenJson = {
  */
 export const BootstrapTokenSchema: GenMessage<BootstrapToken, { jsonType: BootstrapTokenJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 59);
+  messageDesc(file_sluice_v1_admin, 60);
 
 /**
  * Create a token.
@@ -3061,7 +3125,7 @@ export type CreateBootstrapTokenRequestJson = {
 export const CreateBootstrapTokenRequestSchema: GenMessage<
   CreateBootstrapTokenRequest,
   { jsonType: CreateBootstrapTokenRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 60);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 61);
 
 /**
  * The created token.
@@ -3112,7 +3176,7 @@ export type CreateBootstrapTokenResponseJson = {
 export const CreateBootstrapTokenResponseSchema: GenMessage<
   CreateBootstrapTokenResponse,
   { jsonType: CreateBootstrapTokenResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 61);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 62);
 
 /**
  * List tokens.
@@ -3135,7 +3199,7 @@ export type ListBootstrapTokensRequestJson = {};
 export const ListBootstrapTokensRequestSchema: GenMessage<
   ListBootstrapTokensRequest,
   { jsonType: ListBootstrapTokensRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 62);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 63);
 
 /**
  * All tokens.
@@ -3172,7 +3236,7 @@ export type ListBootstrapTokensResponseJson = {
 export const ListBootstrapTokensResponseSchema: GenMessage<
   ListBootstrapTokensResponse,
   { jsonType: ListBootstrapTokensResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 63);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 64);
 
 /**
  * Revoke a token.
@@ -3209,7 +3273,7 @@ export type RevokeBootstrapTokenRequestJson = {
 export const RevokeBootstrapTokenRequestSchema: GenMessage<
   RevokeBootstrapTokenRequest,
   { jsonType: RevokeBootstrapTokenRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 64);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 65);
 
 /**
  * Revoke answer.
@@ -3232,7 +3296,7 @@ export type RevokeBootstrapTokenResponseJson = {};
 export const RevokeBootstrapTokenResponseSchema: GenMessage<
   RevokeBootstrapTokenResponse,
   { jsonType: RevokeBootstrapTokenResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 65);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 66);
 
 /**
  * One audited action. Never holds a secret.
@@ -3380,7 +3444,7 @@ export type AuditEventJson = {
  */
 export const AuditEventSchema: GenMessage<AuditEvent, { jsonType: AuditEventJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_admin, 66);
+  messageDesc(file_sluice_v1_admin, 67);
 
 /**
  * Filter audit events; every filter is optional.
@@ -3501,7 +3565,7 @@ export type ListAuditEventsRequestJson = {
 export const ListAuditEventsRequestSchema: GenMessage<
   ListAuditEventsRequest,
   { jsonType: ListAuditEventsRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 67);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 68);
 
 /**
  * Matching events.
@@ -3552,7 +3616,7 @@ export type ListAuditEventsResponseJson = {
 export const ListAuditEventsResponseSchema: GenMessage<
   ListAuditEventsResponse,
   { jsonType: ListAuditEventsResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 68);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 69);
 
 /**
  * Verify the chain.
@@ -3575,7 +3639,7 @@ export type VerifyAuditChainRequestJson = {};
 export const VerifyAuditChainRequestSchema: GenMessage<
   VerifyAuditChainRequest,
   { jsonType: VerifyAuditChainRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 69);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 70);
 
 /**
  * Verification outcome.
@@ -3654,7 +3718,7 @@ export type VerifyAuditChainResponseJson = {
 export const VerifyAuditChainResponseSchema: GenMessage<
   VerifyAuditChainResponse,
   { jsonType: VerifyAuditChainResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 70);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 71);
 
 /**
  * Rotate.
@@ -3677,7 +3741,7 @@ export type RotateEncryptionKeysRequestJson = {};
 export const RotateEncryptionKeysRequestSchema: GenMessage<
   RotateEncryptionKeysRequest,
   { jsonType: RotateEncryptionKeysRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 71);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 72);
 
 /**
  * Rotation outcome.
@@ -3728,7 +3792,7 @@ export type RotateEncryptionKeysResponseJson = {
 export const RotateEncryptionKeysResponseSchema: GenMessage<
   RotateEncryptionKeysResponse,
   { jsonType: RotateEncryptionKeysResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 72);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_admin, 73);
 
 /**
  * Login and token refresh.
