@@ -26,7 +26,7 @@ import {
 } from '../change-event.ts';
 import type { WriteOp } from '../sink/starrocks/encoding.ts';
 import type { SchemaHooks, StarRocksSink, WriteResult } from '../sink/starrocks/starrocks-sink.ts';
-import { toWriteOps } from '../sink/starrocks/starrocks-sink.ts';
+import { toWriteOps } from '../sink/starrocks/write-ops.ts';
 import type { PostgresSource } from '../source/postgres/index.ts';
 import type { ReplicationStream } from '../source/postgres/replication-stream.ts';
 import type { SnapshotBatch, SnapshotProgress } from '../source/postgres/snapshot.ts';

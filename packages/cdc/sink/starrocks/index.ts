@@ -12,8 +12,8 @@ export {
   type SchemaHooks,
   type StarRocksSink,
   type StarRocksSinkOptions,
-  toWriteOps,
   type WriteResult,
 } from './starrocks-sink.ts';
 export type { RetryOptions } from './stream-load-client.ts';
 export { type MappedType, mapColumnType, type ValueRule } from './type-map.ts';
+export { toWriteOps } from './write-ops.ts';

@@ -16,12 +16,7 @@ import {
 } from '../../change-event.ts';
 import type { StarRocksDatasource } from './connection.ts';
 import { StarRocksError } from './starrocks-error.ts';
-import {
-  createStarRocksSink,
-  type StarRocksSink,
-  type StarRocksSinkOptions,
-  toWriteOps,
-} from './starrocks-sink.ts';
+import { createStarRocksSink, type StarRocksSink, type StarRocksSinkOptions } from './starrocks-sink.ts';
 import { createStreamLoadClient } from './stream-load-client.ts';
 
 interface Target {
@@ -787,46 +782,5 @@ describe('StarRocks sink on a shared-data cluster (emulated)', () => {
       await sink.close();
       await emulator.stop();
     }
-  });
-});
-
-describe('change events as sink operations', () => {
-  it('turns a key-moving update into a delete of the old key and an upsert, keeping order', () => {
-    const table = ref('t');
-    const ops = toWriteOps(
-      [
-        { kind: 'insert', lsn: 1n, table, row: { id: 1, v: 'a' } },
-        { kind: 'update', lsn: 2n, table, row: { id: 2, v: 'a' }, oldKey: { id: 1 } },
-        { kind: 'update', lsn: 3n, table, row: { id: 2, v: UNCHANGED_TOAST } },
-        { kind: 'delete', lsn: 4n, table, key: { id: 2 } },
-      ],
-      ['id'],
-    );
-    expect(ops).toEqual([
-      { kind: 'upsert', row: { id: 1, v: 'a' } },
-      { kind: 'delete', key: { id: 1 } },
-      { kind: 'upsert', row: { id: 2, v: 'a' } },
-      { kind: 'upsert', row: { id: 2, v: UNCHANGED_TOAST } },
-      { kind: 'delete', key: { id: 2 } },
-    ]);
-  });
-
-  it('fills unchanged TOAST values from a full old row, and marks a moved row whose values are unknown for re-reading', () => {
-    const table = ref('t');
-    expect(
-      toWriteOps(
-        [{ kind: 'update', lsn: 1n, table, row: { id: 1, v: UNCHANGED_TOAST }, oldKey: { id: 1, v: 'old' } }],
-        ['id'],
-      ),
-    ).toEqual([{ kind: 'upsert', row: { id: 1, v: 'old' } }]);
-    expect(
-      toWriteOps(
-        [{ kind: 'update', lsn: 1n, table, row: { id: 2, v: UNCHANGED_TOAST }, oldKey: { id: 1 } }],
-        ['id'],
-      ),
-    ).toEqual([
-      { kind: 'delete', key: { id: 1 } },
-      { kind: 'upsert', row: { id: 2, v: UNCHANGED_TOAST }, refetch: true },
-    ]);
   });
 });
