@@ -14,17 +14,7 @@
 // Failures: transient errors (see error-kind.ts) restart the run from the saved checkpoint after a
 // jittered backoff; operator and fatal errors end `run` with a PipelineError.
 import { randomBytes } from 'node:crypto';
-import {
-  type ChangeEvent,
-  type Lsn,
-  type Row,
-  type SchemaEvent,
-  type TableRef,
-  type TableSchema,
-  type TruncateEvent,
-  UNCHANGED_TOAST,
-} from '../change-event.ts';
-import type { WriteOp } from '../sink/starrocks/encoding.ts';
+import type { ChangeEvent, Lsn, SchemaEvent, TableRef, TableSchema, TruncateEvent } from '../change-event.ts';
 import type { SchemaHooks, StarRocksSink, WriteResult } from '../sink/starrocks/starrocks-sink.ts';
 import { toWriteOps } from '../sink/starrocks/write-ops.ts';
 import type { PostgresSource } from '../source/postgres/index.ts';
@@ -34,6 +24,7 @@ import { SourceError } from '../source/postgres/source-error.ts';
 import { Batcher, type BatcherLimits, type TableBatch } from './batcher.ts';
 import { type Checkpoint, type CheckpointStore, CheckpointTracker, emptyCheckpoint } from './checkpoint.ts';
 import { type ClassifiedError, classifyError, retryDelay } from './error-kind.ts';
+import { fillMovedRows } from './moved-rows.ts';
 import { type TransformOptions, Transforms, tableKey } from './transforms.ts';
 
 export interface PipelineOptions {
@@ -360,43 +351,6 @@ export class Pipeline {
     }
   }
 
-  /**
-   * Fills the TOAST values of rows whose key moved (REPLICA IDENTITY DEFAULT sends neither the old values
-   * nor the unchanged new ones) from the source's current row. A row the source no longer has is deleted
-   * later in the stream, so its upsert is dropped; a newer value is overwritten by the changes that follow.
-   */
-  async #refetch(source: PostgresSource, table: TableRef, primaryKey: readonly string[], ops: WriteOp[]) {
-    const wanted = ops.filter((op) => op.kind === 'upsert' && op.refetch) as Extract<
-      WriteOp,
-      { kind: 'upsert' }
-    >[];
-    if (wanted.length === 0) return ops;
-    const columns = new Set<string>();
-    for (const op of wanted)
-      for (const name in op.row) if (op.row[name] === UNCHANGED_TOAST) columns.add(name);
-    const keyOf = (row: Row) => JSON.stringify(primaryKey.map((name) => row[name] ?? null));
-    const keys = wanted.map((op) => {
-      const key: Row = {};
-      for (const name of primaryKey) key[name] = op.row[name] ?? null;
-      return key;
-    });
-    const current = new Map<string, Row>();
-    for (const row of await source.readRows(table, keys, [...columns])) current.set(keyOf(row), row);
-    const filled: WriteOp[] = [];
-    for (const op of ops) {
-      if (op.kind !== 'upsert' || !op.refetch) {
-        filled.push(op);
-        continue;
-      }
-      const found = current.get(keyOf(op.row));
-      if (!found) continue;
-      const missing: Row = {};
-      for (const name in op.row) if (op.row[name] === UNCHANGED_TOAST) missing[name] = found[name] ?? null;
-      filled.push({ kind: 'upsert', row: { ...op.row, ...this.#transforms.row(table, missing) } });
-    }
-    return filled;
-  }
-
   async #streamLoop(source: PostgresSource, sink: StarRocksSink, schemas: Map<string, TableSchema>) {
     const half = Math.floor(this.#maxInFlight / 2);
     const stream = await source.stream({
@@ -524,8 +478,9 @@ export class Pipeline {
         if (!batch) return;
         const schema = schemas.get(tableKey(batch.table));
         if (!schema) continue;
-        const ops = await this.#refetch(
+        const ops = await fillMovedRows(
           source,
+          this.#transforms,
           batch.table,
           schema.primaryKey,
           toWriteOps(batch.events, schema.primaryKey),
