@@ -5,7 +5,7 @@ import type { ValueRule } from './type-map.ts';
 
 const columns: EncodedColumn[] = [
   { name: 'id', rule: { kind: 'integer' }, key: true, sql: 'INT' },
-  { name: 'doc', rule: { kind: 'json' }, key: false },
+  { name: 'doc', rule: { kind: 'json', duplicateKeys: true }, key: false },
   { name: 'at', rule: { kind: 'datetime' }, key: false },
   { name: 'note', rule: { kind: 'varchar', bytes: 1000 }, key: false },
 ];
@@ -69,7 +69,7 @@ describe('Stream Load body encoding', () => {
   const rules = {
     datetime: { kind: 'datetime' },
     date: { kind: 'date' },
-    json: { kind: 'json' },
+    json: { kind: 'json', duplicateKeys: true },
     jsonArray: { kind: 'json-array' },
     text: { kind: 'varchar', bytes: 1000 },
     integer: { kind: 'integer' },
@@ -162,14 +162,14 @@ describe('values StarRocks would change', () => {
     ],
     [
       'a jsonb number beyond double',
-      { kind: 'json' },
+      { kind: 'json', duplicateKeys: true },
       '{"n": 123456789012345678901234567890}',
       /123456789012345678901234567890/,
       { n: 1.2345678901234568e29 },
     ],
     [
       'a json number with more digits than a double',
-      { kind: 'json' },
+      { kind: 'json', duplicateKeys: true },
       '[0.1000000000000000055511151231257827]',
       /rounded/,
       [0.1],
@@ -214,8 +214,18 @@ describe('values StarRocks would change', () => {
       ],
       /multi-dimensional/,
     ],
-    ['the JSON document null, which would become SQL NULL', { kind: 'json' }, 'null', /JSON document null/],
-    ['a json object with a duplicate key', { kind: 'json' }, '{"a": 1, "a": 2}', /key "a" twice/],
+    [
+      'the JSON document null, which would become SQL NULL',
+      { kind: 'json', duplicateKeys: true },
+      'null',
+      /JSON document null/,
+    ],
+    [
+      'a json object with a duplicate key',
+      { kind: 'json', duplicateKeys: true },
+      '{"a": 1, "a": 2}',
+      /key "a" twice/,
+    ],
   ] as const)('stops on %s, with no nearest value to clamp to', (_name, rule, value, reason) => {
     expect(() => load(rule as ValueRule, value)).toThrow(reason);
     expect(() => load(rule as ValueRule, value, 'clamp')).toThrow(reason);
@@ -227,8 +237,10 @@ describe('values StarRocks would change', () => {
     expect(Object.is(load({ kind: 'float', bits: 64 }, -0).value, -0)).toBe(true);
     expect(load({ kind: 'float', bits: 64 }, 'NaN').value).toBe('NaN');
     expect(
-      load({ kind: 'json' }, '{"u": 18446744073709551615, "i": -9223372036854775808, "d": 0.1, "e": 1e300}')
-        .value,
+      load(
+        { kind: 'json', duplicateKeys: true },
+        '{"u": 18446744073709551615, "i": -9223372036854775808, "d": 0.1, "e": 1e300}',
+      ).value,
     ).toBeDefined();
     expect(load({ kind: 'date' }, '0000-01-01').value).toBe('0000-01-01');
     expect(load({ kind: 'datetime' }, '9999-12-31 23:59:59.999999+00').value).toBe(

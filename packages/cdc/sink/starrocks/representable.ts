@@ -39,6 +39,8 @@ export function unrepresentable(value: Value, rule: ValueRule): Unrepresentable 
       return decimal(value, rule.precision, rule.scale);
     case 'varchar': {
       const text = postgresText(value);
+      // A UTF-16 code unit is at most 3 UTF-8 bytes: most values fit without counting.
+      if (text.length * 3 <= rule.bytes) return undefined;
       const bytes = Buffer.byteLength(text);
       if (bytes <= rule.bytes) return undefined;
       return {
@@ -58,7 +60,7 @@ export function unrepresentable(value: Value, rule: ValueRule): Unrepresentable 
     case 'datetime':
       return calendar(value, rule.kind);
     case 'json':
-      return typeof value === 'string' ? jsonDocument(value) : undefined;
+      return typeof value === 'string' ? jsonDocument(value, rule.duplicateKeys) : undefined;
     case 'json-array': {
       if (!Array.isArray(value)) return undefined;
       for (const element of value) {
@@ -127,10 +129,13 @@ function calendar(value: Value, kind: 'date' | 'datetime'): Unrepresentable | un
 }
 
 /** A json/jsonb document StarRocks' JSON type holds exactly, or why not. */
-function jsonDocument(text: string): Unrepresentable | undefined {
+function jsonDocument(text: string, duplicateKeys: boolean): Unrepresentable | undefined {
   if (/^\s*null\s*$/.test(text)) {
     return { reason: "is the JSON document null, which a StarRocks load can't tell from SQL NULL" };
   }
+  // Any number of at most 15 significant digits without an exponent is a double exactly (DBL_DIG): jsonb
+  // text without a longer run of digits and dots, and without an `e`, needs no scan.
+  if (!duplicateKeys && !INEXACT_NUMBER_HINT.test(text)) return undefined;
   const problem = jsonText(text);
   if (!problem) return undefined;
   // Clamping a number means letting StarRocks round it to the nearest double; a duplicate key has no
@@ -221,6 +226,9 @@ function starRocksNumber(token: string): string {
   if (double === 0 && canonical(token) !== canonical('0') && canonical(token) !== '-0') return '0.0';
   return token;
 }
+
+/** A run of 16+ digits or dots, or an exponent: where a JSON number may not be a double exactly. */
+const INEXACT_NUMBER_HINT = /[0-9.]{16}|[0-9][eE]/;
 
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;

@@ -33,8 +33,11 @@ export type ValueRule =
   | { kind: 'binary'; bytes: number }
   | { kind: 'date' }
   | { kind: 'datetime' }
-  /** JSON text spliced unparsed (checked for what StarRocks' JSON can't hold). */
-  | { kind: 'json' }
+  /**
+   * JSON text spliced unparsed (checked for what StarRocks' JSON can't hold); `duplicateKeys` for `json`,
+   * whose text may repeat a key (jsonb keeps one).
+   */
+  | { kind: 'json'; duplicateKeys: boolean }
   /** An array of JSON texts (json[]/jsonb[]) → one JSON array. */
   | { kind: 'json-array' }
   /** Any value as JSON (arrays of text-only element types). */
@@ -115,8 +118,9 @@ function mapType(type: PgColumnType): MappedType {
     case 'interval':
       return varchar(128);
     case 'json':
+      return { sql: 'JSON', rule: { kind: 'json', duplicateKeys: true } };
     case 'jsonb':
-      return { sql: 'JSON', rule: { kind: 'json' } };
+      return { sql: 'JSON', rule: { kind: 'json', duplicateKeys: false } };
     case 'uuid':
       return varchar(36);
     case 'inet':
