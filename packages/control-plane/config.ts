@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { type Keyring, loadKeyring } from '@sluice/crypto';
+import type { LoginLimits } from './auth/login-guard.ts';
 import type { CatalogSource } from './catalog/catalog.ts';
 
 export interface FileTlsMaterial {
@@ -32,6 +33,13 @@ export interface ControlPlaneConfig {
   accessTokenTtlMs: number;
   /** SLUICE_REFRESH_TOKEN_TTL (default 7d). */
   refreshTokenTtlMs: number;
+  /** SLUICE_SESSION_TTL (default 30d): absolute lifetime of a login (refresh-token family). */
+  sessionTtlMs?: number;
+  /**
+   * SLUICE_LOGIN_MAX_FAILURES (5), SLUICE_LOGIN_LOCKOUT (1m), SLUICE_LOGIN_RATE_PER_IP (30/min),
+   * SLUICE_LOGIN_RATE_PER_USER (10/min), SLUICE_LOGIN_AUDIT_WINDOW (1m); defaults when absent.
+   */
+  login?: LoginLimits;
   /** TOKEN_TTL (default 60s): how long a sealed credential envelope may be opened (the design's name). */
   envelopeTtlMs: number;
   /** SLUICE_HEARTBEAT_INTERVAL (default 5s): how often workers heartbeat; a lease lives three intervals. */
@@ -42,6 +50,11 @@ export interface ControlPlaneConfig {
   firstAdmin: { username: string; password: string } | undefined;
   /** SLUICE_LOG_LEVEL (default info). */
   logLevel: string;
+  /**
+   * SLUICE_DATASOURCE_HOSTS: comma-separated host patterns (`*` = any run of characters, case-insensitive)
+   * that datasources may name, e.g. `*.db.internal,10.0.*`; undefined (unset) = any host.
+   */
+  datasourceHosts?: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -102,6 +115,14 @@ function parseDuration(setting: string, value: string, min: number, max: number)
   if (ms < min || ms > max)
     throw new ConfigError(setting, `must be between ${min / 1000}s and ${max / 1000}s`);
   return ms;
+}
+
+/** A whole number in [min, max]. */
+function parseCount(setting: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim())) throw new ConfigError(setting, 'expected a whole number');
+  const count = Number(value.trim());
+  if (count < min || count > max) throw new ConfigError(setting, `must be between ${min} and ${max}`);
+  return count;
 }
 
 /** 64+ hex characters, or base64/base64url decoding to 32+ bytes. */
@@ -185,6 +206,30 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     90 * 86_400_000,
   );
 
+  const sessionTtlMs = parseDuration(
+    'SLUICE_SESSION_TTL',
+    env.SLUICE_SESSION_TTL || '30d',
+    10_000,
+    365 * 86_400_000,
+  );
+  const login: LoginLimits = {
+    maxFailures: parseCount('SLUICE_LOGIN_MAX_FAILURES', env.SLUICE_LOGIN_MAX_FAILURES || '5', 1, 1000),
+    lockoutMs: parseDuration('SLUICE_LOGIN_LOCKOUT', env.SLUICE_LOGIN_LOCKOUT || '1m', 1000, 86_400_000),
+    ipPerMinute: parseCount('SLUICE_LOGIN_RATE_PER_IP', env.SLUICE_LOGIN_RATE_PER_IP || '30', 1, 1_000_000),
+    userPerMinute: parseCount(
+      'SLUICE_LOGIN_RATE_PER_USER',
+      env.SLUICE_LOGIN_RATE_PER_USER || '10',
+      1,
+      1_000_000,
+    ),
+    auditWindowMs: parseDuration(
+      'SLUICE_LOGIN_AUDIT_WINDOW',
+      env.SLUICE_LOGIN_AUDIT_WINDOW || '1m',
+      1000,
+      3_600_000,
+    ),
+  };
+
   const envelopeTtlMs = parseDuration('TOKEN_TTL', env.TOKEN_TTL || '60s', 5_000, 600_000);
   const workerCertificateTtlMs = parseDuration(
     'SLUICE_WORKER_CERT_TTL',
@@ -213,6 +258,8 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel))
     throw new ConfigError('SLUICE_LOG_LEVEL', 'must be trace, debug, info, warn, error, fatal or silent');
 
+  const datasourceHosts = parseHostPatterns(env.SLUICE_DATASOURCE_HOSTS);
+
   return {
     listen,
     dataDir,
@@ -223,10 +270,42 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     trustDomain,
     accessTokenTtlMs,
     refreshTokenTtlMs,
+    sessionTtlMs,
+    login,
     envelopeTtlMs,
     heartbeatIntervalMs,
     workerCertificateTtlMs,
     firstAdmin: adminUser && adminPassword ? { username: adminUser, password: adminPassword } : undefined,
     logLevel,
+    ...(datasourceHosts && { datasourceHosts }),
   };
+}
+
+/** SLUICE_DATASOURCE_HOSTS: patterns of host-name characters and `*`; unset or blank = no restriction. */
+function parseHostPatterns(value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const patterns = value.split(',').map((item) => item.trim());
+  for (const pattern of patterns) {
+    if (pattern === '')
+      throw new ConfigError('SLUICE_DATASOURCE_HOSTS', 'has an empty pattern (two commas in a row?)');
+    if (pattern.length > 253 || !/^[A-Za-z0-9.:*[\]-]+$/.test(pattern))
+      throw new ConfigError(
+        'SLUICE_DATASOURCE_HOSTS',
+        'patterns may hold only host-name or IP address characters and *, e.g. *.db.internal,10.0.*',
+      );
+  }
+  return patterns;
+}
+
+/** Whether `host` matches one of the SLUICE_DATASOURCE_HOSTS patterns (`*` = any run of characters). */
+export function hostAllowed(patterns: readonly string[], host: string): boolean {
+  const name = host.toLowerCase();
+  return patterns.some((pattern) => {
+    const regex = pattern
+      .toLowerCase()
+      .split('*')
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*');
+    return new RegExp(`^${regex}$`).test(name);
+  });
 }

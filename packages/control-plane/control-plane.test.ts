@@ -120,18 +120,23 @@ describe('the control plane over TLS 1.3', () => {
     const onlySinks = await datasources.listDatasources({ kind: DatasourceKind.STARROCKS });
     expect(onlySinks.datasources.every((d) => d.kind === DatasourceKind.STARROCKS)).toBe(true);
     expect(onlySinks.datasources.map((d) => d.id)).toContain(sink.datasource!.id);
-    // An update that omits the password keeps it; an empty one clears it.
+    // An update that omits the password keeps it (when the connection target stays); an empty one clears it.
     const kept = await datasources.updateDatasource({
       id: source.datasource!.id,
       name: `pg2-${suffix}`,
       spec: {
         case: 'postgres',
-        value: { host: 'db2.example.com', database: 'app', username: 'replicator', sslMode: SslMode.REQUIRE },
+        value: {
+          host: 'db.example.com',
+          database: 'app',
+          username: 'replicator',
+          sslMode: SslMode.VERIFY_FULL,
+        },
       },
     });
     expect(kept.datasource?.name).toBe(`pg2-${suffix}`);
     if (kept.datasource?.config.case === 'postgres') {
-      expect(kept.datasource.config.value.host).toBe('db2.example.com');
+      expect(kept.datasource.config.value.host).toBe('db.example.com');
       expect(kept.datasource.config.value.hasPassword).toBe(true);
       expect(kept.datasource.config.value.hasSslRootCert).toBe(true);
     }
@@ -501,24 +506,32 @@ describe('the control plane over TLS 1.3', () => {
     t.cp.rotateTls({ certPem: t.config.tls!.certPem, keyPem: t.config.tls!.keyPem });
   });
 
-  it('serves Prometheus metrics over HTTPS', async () => {
-    const body = await new Promise<string>((resolve, reject) => {
-      const req = httpsGet(t.cp.port, t.ca.certPem, '/metrics', resolve);
-      req.once('error', reject);
-    });
+  it('serves Prometheus metrics over HTTPS to an operator or admin token only', async () => {
+    const get = (token?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = httpsGet(t.cp.port, t.ca.certPem, '/metrics', resolve, token);
+        req.once('error', reject);
+      });
+    expect(await get()).not.toContain('sluice_rpc_requests_total');
+    expect(await get('not-a-token')).not.toContain('sluice_rpc_requests_total');
+    const body = await get(await t.adminToken());
     expect(body).toContain('sluice_rpc_requests_total');
     expect(body).toMatch(/method="sluice\.v1\.AuthService\/Login",code="ok"/);
   });
 });
 
-function httpsGet(port: number, ca: string, path: string, onBody: (body: string) => void) {
+function httpsGet(port: number, ca: string, path: string, onBody: (body: string) => void, token?: string) {
   // node:https speaks HTTP/1.1, which the port also accepts.
-  return https.get({ host: '127.0.0.1', port, path, ca, servername: 'localhost', agent: false }, (res) => {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      body += chunk;
-    });
-    res.on('end', () => onBody(body));
-  });
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  return https.get(
+    { host: '127.0.0.1', port, path, ca, servername: 'localhost', agent: false, headers },
+    (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => onBody(body));
+    },
+  );
 }

@@ -5,13 +5,17 @@ import type { ConnectRouter } from '@connectrpc/connect';
 import { type CertificateAuthority, createLogger, type Keyring, type TlsMaterial } from '@sluice/crypto';
 import type pg from 'pg';
 import type { DestinationStream, Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 import { adminRoutes } from './api/routes.ts';
 import type { ServiceDeps } from './api/service-deps.ts';
 import { type AuditEntry, appendAudit } from './audit/audit-log.ts';
-import { createAuthInterceptor } from './auth/auth-interceptor.ts';
+import { FailureSummary } from './audit/failure-summary.ts';
+import { ROLE_RANK } from './auth/access-policy.ts';
+import { authenticate, createAuthInterceptor } from './auth/auth-interceptor.ts';
+import { createLoginGuard, DEFAULT_LOGIN_LIMITS } from './auth/login-guard.ts';
 import { createFirstAdmin } from './auth/users.ts';
 import { openCatalog } from './catalog/catalog.ts';
+import { bindLegacyDatasourcePasswords } from './catalog/datasource-secrets.ts';
 import { ensureInternalCa } from './catalog/internal-ca.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import { ensureDevCertificates } from './dev-certificates.ts';
@@ -46,6 +50,8 @@ export interface ControlPlane extends ControlPlaneCore {
   rotateTls(material: { certPem: string; keyPem: string }): void;
   /** Graceful: new calls refused, in-flight calls finish, then the catalog closes. */
   stop(): Promise<void>;
+  /** Writes the failed-login summary rows counted so far now, not at the end of the window (for tests). */
+  flushFailureSummary(): Promise<void>;
 }
 
 export async function startControlPlane(
@@ -63,6 +69,8 @@ export async function startControlPlane(
     const keyring = config.keyring;
     if (config.firstAdmin) await ensureFirstAdmin(pool, config.firstAdmin, logger);
     const internalCa = await ensureInternalCa(pool, keyring, config.trustDomain);
+    const bound = await bindLegacyDatasourcePasswords(pool, keyring);
+    if (bound > 0) logger.info({ count: bound }, 'datasource passwords bound to their connection targets');
     const served: TlsMaterial = config.tls
       ? { certPem: config.tls.certPem, keyPem: config.tls.keyPem }
       : await ensureDevCertificates(config.dataDir, internalCa, config.listen.host);
@@ -91,11 +99,22 @@ export async function startControlPlane(
       jwtSecret: config.jwtSecret,
       accessTokenTtlMs: config.accessTokenTtlMs,
       refreshTokenTtlMs: config.refreshTokenTtlMs,
+      ...(config.sessionTtlMs !== undefined && { sessionTtlMs: config.sessionTtlMs }),
       logger,
       shutdownSignal: shutdown.signal,
+      ...(config.datasourceHosts && { datasourceHosts: config.datasourceHosts }),
+      audit,
     };
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
+    const loginLimits = config.login ?? DEFAULT_LOGIN_LIMITS;
+    const failures = new FailureSummary(audit, logger, loginLimits.auditWindowMs);
+    const unauthenticatedCalls = new Counter({
+      name: 'sluice_unauthenticated_calls_total',
+      help: 'Calls refused for want of a valid access token (counted here, not audited one by one)',
+      labelNames: ['method'] as const,
+      registers: [registry],
+    });
     // Client certificates are verified against the internal CA only: it alone issues worker identities.
     const tlsFor = (material: { certPem: string; keyPem: string }): TlsMaterial => ({
       certPem: material.certPem,
@@ -112,9 +131,27 @@ export async function startControlPlane(
         { serving: () => !shutdown.signal.aborted, stopped },
         extra && ((router) => extra(router, core)),
       ),
-      interceptors: [createAuthInterceptor({ pool, jwtSecret: config.jwtSecret, logger, audit })],
+      interceptors: [
+        createAuthInterceptor({
+          pool,
+          jwtSecret: config.jwtSecret,
+          logger,
+          audit,
+          summarise: (action, userId, ipAddress) => failures.note(action, userId, ipAddress),
+          onUnauthenticated: (method) => unauthenticatedCalls.inc({ method }),
+        }),
+        createLoginGuard({ pool, limits: loginLimits, logger, audit }),
+      ],
       registry,
       logger,
+      async authorizeMetrics(authorization) {
+        try {
+          const caller = await authenticate({ pool, jwtSecret: config.jwtSecret }, authorization ?? null);
+          return ROLE_RANK[caller.role] >= ROLE_RANK.operator ? 'ok' : 'forbidden';
+        } catch {
+          return 'unauthenticated';
+        }
+      },
     });
     const running = server;
     const host = running.host.includes(':') ? `[${running.host}]` : running.host;
@@ -125,12 +162,14 @@ export async function startControlPlane(
       url: `https://${host}:${running.port}`,
       trustedCaPem,
       rotateTls: (material) => running.rotateTls(tlsFor(material)),
+      flushFailureSummary: () => failures.flush(),
       async stop() {
         if (!shutdown.signal.aborted) {
           shutdown.abort();
           stoppedResolve();
         }
         await running.shutdown();
+        await failures.close();
         await catalog.close();
       },
     };

@@ -12,6 +12,7 @@ import {
 import { createTestDatabase, type TestDatabase } from '@sluice/testkit';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decryptDatasourceSecrets, wipePlaintexts } from './catalog/datasource-secrets.ts';
 import { rotateEncryptionKeys } from './catalog/rotate-encryption-keys.ts';
 import { decryptField, SECRET_COLUMNS } from './catalog/secret-columns.ts';
 import { startTestControlPlane, type TestControlPlane, testPems } from './test-control-plane.ts';
@@ -243,9 +244,16 @@ describe('secrets stored through the API', () => {
         );
         for (const row of rows.rows) {
           expect(keyring.keyIdOf(row.ct), `${table}.${column} of ${row.id}`).toBe(keyId);
-          const plain = decryptField(keyring, table, row.id, field, row.ct);
-          expect(plain.length).toBeGreaterThan(0);
-          plain.fill(0);
+          if (table === 'datasources' && field === 'password') {
+            // Bound to the connection target as well: opened through the datasource helper.
+            const opened = await decryptDatasourceSecrets(db.client as unknown as pg.Pool, keyring, row.id);
+            expect(opened?.password?.length).toBeGreaterThan(0);
+            if (opened) wipePlaintexts(opened);
+          } else {
+            const plain = decryptField(keyring, table, row.id, field, row.ct);
+            expect(plain.length).toBeGreaterThan(0);
+            plain.fill(0);
+          }
           count += 1;
         }
       }
@@ -257,14 +265,10 @@ describe('secrets stored through the API', () => {
     expect(count).toBe(9);
     expect(Number(result.reencrypted)).toBe(count);
 
-    const stored = await db.client.query<{ ct: Buffer }>(
-      "select password_ciphertext as ct from datasources where name = 'canary-pg'",
-    );
     const id = (await db.client.query<{ id: string }>("select id from datasources where name = 'canary-pg'"))
       .rows[0]!.id;
-    expect(decryptField(newOnly, 'datasources', id, 'password', stored.rows[0]!.ct).toString()).toBe(
-      CANARY_PASSWORD,
-    );
+    const opened = await decryptDatasourceSecrets(db.client as unknown as pg.Pool, newOnly, id);
+    expect(opened?.password?.toString()).toBe(CANARY_PASSWORD);
 
     // The CLI's offline path: the exported function on a bare pool, to a third key.
     const offline = await rotateEncryptionKeys(t.cp.pool, createKeyring(thirdKey, [newKey]));

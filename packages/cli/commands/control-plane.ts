@@ -104,6 +104,13 @@ export const CONTROL_PLANE_FLAGS: Record<string, FlagSpec> = {
     default: '1h',
     description: 'lifetime of worker client certificates; workers renew at half-life',
   },
+  'datasource-hosts': {
+    type: 'string',
+    value: 'PATTERNS',
+    env: 'SLUICE_DATASOURCE_HOSTS',
+    description:
+      'comma-separated host patterns datasources may name, e.g. *.db.internal,10.0.* (default any)',
+  },
   'admin-username': {
     type: 'string',
     value: 'NAME',

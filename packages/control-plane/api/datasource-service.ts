@@ -18,14 +18,26 @@ import {
   type TableRef,
 } from '@sluice/proto';
 import type pg from 'pg';
-import { auditNoteKey } from '../call-context.ts';
+import type { AuditOutcome } from '../audit/audit-log.ts';
+import { auditNoteKey, callerKey, peerKey } from '../call-context.ts';
+import {
+  currentTargetDigest,
+  DatasourceTargetMismatchError,
+  decryptDatasourceSecrets,
+  encryptDatasourcePassword,
+  targetDigest,
+  targetFields,
+  wipePlaintexts,
+} from '../catalog/datasource-secrets.ts';
 import { encryptField } from '../catalog/secret-columns.ts';
+import { hostAllowed } from '../config.ts';
 import {
   alreadyExists,
   failedPrecondition,
   invalidArgument,
   isUniqueViolation,
   notFound,
+  permissionDenied,
 } from '../errors.ts';
 import { parseConnectionString } from './connection-string.ts';
 import { runConnectionTest, workerOnline } from './connection-tests.ts';
@@ -290,21 +302,139 @@ function noteResource(ctx: HandlerContext, id: string): void {
   if (note) note.resourceId = id;
 }
 
-/** Column assignments for the secret changes of one row (encrypting each new value with its AAD). */
+/**
+ * Column assignments for the secret changes of one row (encrypting each new value with its AAD; a new password
+ * with the digest of the connection target it is entered for, and its AAD version).
+ */
 function secretAssignments(
   deps: ServiceDeps,
   id: string,
   secrets: Resolved['secrets'],
-): Array<{ column: string; value: Buffer | null }> {
-  const out: Array<{ column: string; value: Buffer | null }> = [];
+  digest: string,
+): Array<{ column: string; value: Buffer | number | null }> {
+  const out: Array<{ column: string; value: Buffer | number | null }> = [];
   for (const [field, change] of Object.entries(secrets) as Array<[SecretField, SecretChange]>) {
     if (change.op === 'keep') continue;
-    out.push({
-      column: `${field}_ciphertext`,
-      value: change.op === 'set' ? encryptField(deps.keyring, TABLE, id, field, change.value) : null,
-    });
+    let value: Buffer | null = null;
+    if (change.op === 'set')
+      value =
+        field === 'password'
+          ? encryptDatasourcePassword(deps.keyring, id, digest, change.value)
+          : encryptField(deps.keyring, TABLE, id, field, change.value);
+    out.push({ column: `${field}_ciphertext`, value });
+    if (field === 'password') out.push({ column: 'password_aad', value: 2 });
   }
   return out;
+}
+
+/** The CA that verifies the server: its secret field per kind. */
+function caField(kind: Resolved['kind']): SecretField {
+  return kind === 'postgres' ? 'ssl_root_cert' : 'ca_cert';
+}
+
+/** The CA a resolved spec leaves in place: the new one, none, or (kept) the stored one. */
+function effectiveCa(resolved: Resolved, stored: string | undefined): string | undefined {
+  const change = resolved.secrets[caField(resolved.kind)];
+  if (!change || change.op === 'keep') return stored;
+  return change.op === 'set' ? change.value : undefined;
+}
+
+const TARGET_FIELD_NAMES: Record<Resolved['kind'], string[]> = {
+  postgres: ['kind', 'host', 'port', 'database', 'username', 'ssl_mode', 'ssl_root_cert'],
+  starrocks: [
+    'kind',
+    'fe_host',
+    'http_port',
+    'mysql_port',
+    'username',
+    'ssl_enabled',
+    'allow_plaintext_be_redirect',
+    'rewrite_loopback_redirect',
+    'ca_cert',
+  ],
+};
+
+/** The API names of the target fields that differ (for the "give the password again" message). */
+function changedTargetFields(
+  kind: Resolved['kind'],
+  before: { config: PostgresConfig | StarRocksConfig; ca: string | undefined },
+  after: { config: PostgresConfig | StarRocksConfig; ca: string | undefined },
+): string[] {
+  const a = targetFields(kind, before.config as unknown as Record<string, unknown>, before.ca);
+  const b = targetFields(kind, after.config as unknown as Record<string, unknown>, after.ca);
+  const names = TARGET_FIELD_NAMES[kind];
+  return names.filter((_, i) => JSON.stringify(a[i]) !== JSON.stringify(b[i])).map((n) => `${kind}.${n}`);
+}
+
+/** The host a datasource connects to, by kind. */
+function hostOf(kind: Resolved['kind'], config: PostgresConfig | StarRocksConfig): string {
+  return kind === 'postgres' ? (config as PostgresConfig).host : (config as StarRocksConfig).feHost;
+}
+
+/** SLUICE_DATASOURCE_HOSTS: refuse a host outside the allowlist (when one is configured). */
+function requireAllowedHost(deps: ServiceDeps, kind: Resolved['kind'], host: string): void {
+  if (!deps.datasourceHosts || hostAllowed(deps.datasourceHosts, host)) return;
+  const field = kind === 'postgres' ? 'postgres.host' : 'starrocks.fe_host';
+  throw invalidArgument(
+    `${field} ${JSON.stringify(host)} is not allowed by the control plane's SLUICE_DATASOURCE_HOSTS ` +
+      '(--datasource-hosts) setting; ask an administrator to add a pattern for it',
+  );
+}
+
+const SSL_MODE_RANK: Record<SslModeName, number> = {
+  disable: 0,
+  allow: 1,
+  prefer: 2,
+  require: 3,
+  'verify-ca': 4,
+  'verify-full': 5,
+};
+
+/**
+ * Choosing a PostgreSQL sslmode below verify-full (on create, or lowering it on update) lets a password go to
+ * a server nobody verified: admins only, and audited as its own action (`datasource.tls_weaken`).
+ * Returns whether the call weakens TLS (so the caller audits its success).
+ */
+async function checkTlsWeakening(
+  deps: ServiceDeps,
+  ctx: HandlerContext,
+  id: string,
+  resolved: Resolved,
+  before: PostgresConfig | undefined,
+): Promise<boolean> {
+  if (resolved.kind !== 'postgres') return false;
+  const mode = (resolved.config as PostgresConfig).sslMode;
+  if (mode === 'verify-full') return false;
+  if (before && SSL_MODE_RANK[mode] >= SSL_MODE_RANK[before.sslMode]) return false;
+  const caller = ctx.values.get(callerKey);
+  if (caller?.role === 'admin') return true;
+  await auditAction(deps, ctx, 'datasource.tls_weaken', 'denied', id);
+  throw permissionDenied(
+    `postgres.ssl_mode ${mode} is below verify-full (the server would not be verified before it is sent ` +
+      'the password); only an admin may choose it. Use verify-full with postgres.ssl_root_cert, or ask an admin',
+  );
+}
+
+async function auditAction(
+  deps: ServiceDeps,
+  ctx: HandlerContext,
+  action: string,
+  outcome: AuditOutcome,
+  resourceId: string,
+): Promise<void> {
+  if (!deps.audit) return;
+  const caller = ctx.values.get(callerKey);
+  await deps
+    .audit({
+      action,
+      outcome,
+      resourceId,
+      ipAddress: ctx.values.get(peerKey).remoteAddress,
+      ...(caller && { userId: caller.userId }),
+    })
+    .catch((error: unknown) =>
+      deps.logger.error({ action, errorType: (error as Error).name }, 'audit append failed'),
+    );
 }
 
 /** Tables a connection test checks: valid identifiers, at most 1,000, no repeats. */
@@ -329,7 +459,14 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
       const resolved = resolve(req.spec as SpecCase, NOTHING_STORED);
       const id = randomUUID();
       noteResource(ctx, id);
-      const assignments = secretAssignments(deps, id, resolved.secrets);
+      requireAllowedHost(deps, resolved.kind, hostOf(resolved.kind, resolved.config));
+      const weakens = await checkTlsWeakening(deps, ctx, id, resolved, undefined);
+      const digest = targetDigest(
+        resolved.kind,
+        resolved.config as unknown as Record<string, unknown>,
+        effectiveCa(resolved, undefined),
+      );
+      const assignments = secretAssignments(deps, id, resolved.secrets, digest);
       const columns = ['id', 'name', 'kind', 'config', ...assignments.map((a) => a.column)];
       const values = [
         id,
@@ -347,6 +484,7 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
         if (isUniqueViolation(error)) throw alreadyExists(`datasource name ${JSON.stringify(name)} is taken`);
         throw error;
       }
+      if (weakens) await auditAction(deps, ctx, 'datasource.tls_weaken', 'success', id);
       return { datasource: await loadDatasource(pool, id) };
     },
 
@@ -375,6 +513,7 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
       noteResource(ctx, id);
       const name = req.name !== undefined ? requireName('name', req.name) : undefined;
       const client = await pool.connect();
+      let weakens = false;
       try {
         await client.query('begin');
         const current = (await client.query<DatasourceRow>(`${SELECT} where id = $1 for update`, [id]))
@@ -401,8 +540,44 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
             },
           };
           const resolved = resolve(spec, stored);
+          requireAllowedHost(deps, resolved.kind, hostOf(resolved.kind, resolved.config));
+          // The password is bound to the connection target: a new target needs the password again, or an
+          // operator could send the stored one to a server of their choosing.
+          const before = await currentTargetDigest(client, deps.keyring, id);
+          const newCa = effectiveCa(resolved, before?.caPem);
+          const digest = targetDigest(
+            resolved.kind,
+            resolved.config as unknown as Record<string, unknown>,
+            newCa,
+          );
+          const passwordChange = resolved.secrets.password;
+          if (
+            current.has_password &&
+            before?.digest !== digest &&
+            (!passwordChange || passwordChange.op === 'keep')
+          ) {
+            const changed = changedTargetFields(
+              resolved.kind,
+              { config: current.config, ca: before?.caPem },
+              { config: resolved.config, ca: newCa },
+            );
+            throw failedPrecondition(
+              `changing ${changed.join(', ') || 'the connection target'} of datasource ${JSON.stringify(current.name)} ` +
+                `requires its password again in the same update (${resolved.kind}.password; ` +
+                'sluice datasource update: add --password-file), or clearing it: a stored password is only ' +
+                'ever sent to the target it was entered for',
+            );
+          }
+          weakens = await checkTlsWeakening(
+            deps,
+            ctx,
+            id,
+            resolved,
+            current.kind === 'postgres' ? (current.config as PostgresConfig) : undefined,
+          );
           set('config', JSON.stringify(resolved.config));
-          for (const { column, value } of secretAssignments(deps, id, resolved.secrets)) set(column, value);
+          for (const { column, value } of secretAssignments(deps, id, resolved.secrets, digest))
+            set(column, value);
         }
         if (sets.length > 0) {
           set('updated_at', new Date());
@@ -420,6 +595,7 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
       } finally {
         client.release();
       }
+      if (weakens) await auditAction(deps, ctx, 'datasource.tls_weaken', 'success', id);
       return { datasource: await loadDatasource(pool, id) };
     },
 
@@ -465,6 +641,19 @@ export function createDatasourceService(deps: ServiceDeps): ServiceImpl<typeof D
       if (req.waitMs > 60_000) throw invalidArgument(`wait_ms ${req.waitMs} is above the maximum of 60000`);
       const waitMs = req.waitMs || 15_000;
       const datasource = await loadDatasource(pool, id);
+      const config = datasource.config;
+      if (config.case === 'postgres') requireAllowedHost(deps, 'postgres', config.value.host);
+      else if (config.case === 'starrocks') requireAllowedHost(deps, 'starrocks', config.value.feHost);
+      // Refuse here, before any worker is involved, when the stored password no longer opens for the
+      // target the row names (its target was changed outside the API).
+      try {
+        const opened = await decryptDatasourceSecrets(pool, deps.keyring, id);
+        if (opened) wipePlaintexts(opened);
+      } catch (error) {
+        if (error instanceof DatasourceTargetMismatchError)
+          await auditAction(deps, ctx, 'datasource.target_mismatch', 'denied', id);
+        throw error;
+      }
       const tables = resolveTestTables(req.tables);
       if (tables.length > 0 && datasource.config.case !== 'postgres')
         throw invalidArgument(

@@ -3,6 +3,7 @@
 import type { Keyring } from '@sluice/crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { AuditEntry } from '../audit/audit-log.ts';
 
 export interface ServiceDeps {
   pool: pg.Pool;
@@ -10,7 +11,15 @@ export interface ServiceDeps {
   jwtSecret: Uint8Array;
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
+  /** Absolute lifetime of a login session (refresh-token family); default 30 days. */
+  sessionTtlMs?: number;
+  /** Absolute lifetime of a login session (refresh-token family); default 30 days. */
+  sessionTtlMs?: number;
   logger: Logger;
   /** Aborted when the control plane shuts down, so long-running calls (watches, waits) end. */
   shutdownSignal: AbortSignal;
+  /** SLUICE_DATASOURCE_HOSTS: host patterns datasources may name; undefined = any host. */
+  datasourceHosts?: readonly string[];
+  /** Appends an audit row of its own (for actions inside a call, such as weakening TLS). */
+  audit?: (entry: AuditEntry) => Promise<void>;
 }

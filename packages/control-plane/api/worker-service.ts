@@ -33,6 +33,7 @@ import {
 } from '@sluice/proto';
 import type pg from 'pg';
 import { peerKey } from '../call-context.ts';
+import { decryptDatasourceSecrets, wipePlaintexts } from '../catalog/datasource-secrets.ts';
 import { decryptField } from '../catalog/secret-columns.ts';
 import type { ControlPlaneCore } from '../control-plane.ts';
 import {
@@ -644,27 +645,27 @@ async function sealSecrets(
   }
 }
 
-/** Decrypts one datasource's secret columns into the message that travels sealed. */
+/**
+ * Decrypts one datasource's secret columns into the message that travels sealed; the password only if the
+ * row still names the connection target it was entered for (DatasourceTargetMismatchError otherwise).
+ */
 async function datasourceSecrets(
   client: pg.Pool,
   core: ControlPlaneCore,
   id: string,
 ): Promise<DatasourceSecrets> {
-  const result = await client.query<Record<string, Buffer | null>>(
-    `select ${SECRET_FIELDS.map(([column]) => column).join(', ')} from datasources where id = $1`,
-    [id],
-  );
-  const row = result.rows[0];
-  if (!row) throw failedPrecondition(`datasource ${id} of this job no longer exists`);
-  const secrets = create(DatasourceSecretsSchema);
-  for (const [column, field, property] of SECRET_FIELDS) {
-    const ciphertext = row[column];
-    if (!ciphertext) continue;
-    const plaintext = decryptField(core.keyring, 'datasources', id, field, ciphertext);
-    secrets[property] = plaintext.toString('utf8');
-    wipe(plaintext);
+  const opened = await decryptDatasourceSecrets(client, core.keyring, id);
+  if (!opened) throw failedPrecondition(`datasource ${id} of this job no longer exists`);
+  try {
+    const secrets = create(DatasourceSecretsSchema);
+    for (const [, field, property] of SECRET_FIELDS) {
+      const plaintext = opened[field];
+      if (plaintext) secrets[property] = plaintext.toString('utf8');
+    }
+    return secrets;
+  } finally {
+    wipePlaintexts(opened);
   }
-  return secrets;
 }
 
 /** A checkpoint is accepted only if its durable LSN does not go backwards. */

@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { DestinationStream } from 'pino';
 import type { ControlPlaneConfig } from '../config.ts';
 import { openCatalog } from './catalog.ts';
+import { rebindDatasourcePasswords } from './datasource-secrets.ts';
 import { decryptField, encryptField, SECRET_COLUMNS } from './secret-columns.ts';
 
 export interface RotationResult {
@@ -20,7 +21,10 @@ export async function rotateEncryptionKeys(pool: pg.Pool, keyring: Keyring): Pro
   try {
     await client.query('begin');
     try {
+      // Datasource passwords are bound to their connection target too (and older rows are migrated to that).
+      reencrypted += await rebindDatasourcePasswords(client, keyring, { onlyLegacy: false });
       for (const { table, idColumn, column, field } of SECRET_COLUMNS) {
+        if (table === 'datasources' && field === 'password') continue;
         const id = pg.escapeIdentifier(idColumn);
         const col = pg.escapeIdentifier(column);
         const tbl = pg.escapeIdentifier(table);

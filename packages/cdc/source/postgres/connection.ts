@@ -86,12 +86,22 @@ export function createConnector(options: ConnectionOptions): Connector {
 
   async function attempt(ssl: TlsOptions | false, connect: ConnectOptions): Promise<pg.Client> {
     const settings = { ...sessionSettings, ...connect.settings };
+    // Cleartext and MD5 password authentication hand the password (or a replayable hash of it) to whoever
+    // answers: only over TLS whose server certificate was verified. The server's request is seen on the
+    // connection before the client asks for the password (listeners added before pg's run first), so the
+    // password supplier refuses instead of returning it, and nothing is sent.
+    const verified = ssl !== false && ssl.rejectUnauthorized !== false;
+    let refusal: SourceError | undefined;
+    const guardedPassword = async (): Promise<string> => {
+      if (refusal) throw refusal;
+      return password();
+    };
     const client = new pg.Client({
       host: resolved.hostaddr ?? resolved.host,
       port: resolved.port,
       database: resolved.database,
       user: resolved.user,
-      password,
+      password: guardedPassword,
       ssl,
       options: startupOptions(settings),
       application_name: resolved.applicationName,
@@ -100,12 +110,28 @@ export function createConnector(options: ConnectionOptions): Connector {
       ...(connect.replication && { replication: 'database' }),
     } as pg.ClientConfig);
     client.on('error', () => undefined);
+    const refuse = (method: string) => () => {
+      if (verified) return;
+      refusal ??= new SourceError(
+        'auth',
+        `PostgreSQL at ${resolved.host}:${resolved.port} (database ${resolved.database}, user ${resolved.user}) ` +
+          `asked for ${method} password authentication over ${ssl === false ? 'a connection without TLS' : 'TLS whose server certificate is not verified'} ` +
+          `(sslmode ${resolved.sslMode}); the password was not sent`,
+        {
+          solution:
+            'use sslmode verify-full with the server CA as ssl_root_cert, or switch the server to scram-sha-256 (password_encryption and pg_hba.conf)',
+        },
+      );
+    };
+    const events = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+    events.on('authenticationCleartextPassword', refuse('cleartext'));
+    events.on('authenticationMD5Password', refuse('MD5'));
     try {
       await client.connect();
       return client;
     } catch (error) {
       await client.end().catch(() => undefined);
-      throw error;
+      throw refusal ?? error;
     }
   }
 
