@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { generateEncryptionKey } from '@sluice/crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, hostAllowed, loadConfig } from './config.ts';
 
 const KEY = generateEncryptionKey();
 const JWT = generateEncryptionKey();
@@ -25,6 +25,24 @@ function refusal(env: Record<string, string>): ConfigError {
 }
 
 describe('control-plane configuration', () => {
+  it('reads SLUICE_DATASOURCE_HOSTS as host patterns; unset allows any host', () => {
+    expect(loadConfig(base).datasourceHosts).toBeUndefined();
+    const patterns = loadConfig({ ...base, SLUICE_DATASOURCE_HOSTS: ' *.db.internal, 10.0.* ' })
+      .datasourceHosts!;
+    expect(patterns).toEqual(['*.db.internal', '10.0.*']);
+    expect(hostAllowed(patterns, 'PG.db.internal')).toBe(true);
+    expect(hostAllowed(patterns, '10.0.3.4')).toBe(true);
+    expect(hostAllowed(patterns, 'db.internal')).toBe(false);
+    expect(hostAllowed(patterns, 'x.db.internal.evil.com')).toBe(false);
+    expect(hostAllowed(patterns, '10.01.3.4')).toBe(false);
+    expect(refusal({ ...base, SLUICE_DATASOURCE_HOSTS: 'a,,b' }).message).toMatch(
+      /^SLUICE_DATASOURCE_HOSTS: /,
+    );
+    expect(refusal({ ...base, SLUICE_DATASOURCE_HOSTS: 'db/*' }).message).toMatch(
+      /^SLUICE_DATASOURCE_HOSTS: /,
+    );
+  });
+
   it('resolves defaults from a minimal environment', () => {
     const config = loadConfig(base);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8443 });
