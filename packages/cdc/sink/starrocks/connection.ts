@@ -2,17 +2,24 @@
 // `query()` only: server-side prepared statements exist only from StarRocks 3.2). One lazily opened
 // connection per sink; a lost connection is reopened on the next statement. Driver errors are translated
 // into StarRocksErrors that name the datasource, never the password.
+import net from 'node:net';
+import tls from 'node:tls';
 import mysql from 'mysql2/promise';
 import { StarRocksError } from './starrocks-error.ts';
 
+// Every TLS connection to StarRocks verifies the certificate chain (against `ca` or the system CAs) AND that
+// the certificate names the host connected to (a DNS SAN for a name, an IP SAN for an address): a certificate
+// from a trusted CA for some other name must not capture the sink's password. TLS 1.2 is the floor, not 1.3:
+// StarRocks' FE (Java) may not offer 1.3, and the control plane's 1.3-only policy is not process-wide.
 export interface StarRocksTlsOptions {
   /** PEM CA certificate(s) to trust instead of the system store. */
   ca?: string | Buffer;
-  /** Default true. Only a test may turn verification off. */
+  /** Default true. Only a test may turn verification off (chain and name alike). */
   rejectUnauthorized?: boolean;
-  /** Name to verify the certificate against when it differs from `host`. */
-  servername?: string;
 }
+
+/** The lowest TLS version spoken to StarRocks (MySQL port and FE/BE HTTPS). */
+export const STARROCKS_TLS_MIN_VERSION = 'TLSv1.2';
 
 export interface StarRocksDatasource {
   /** The datasource's name, used in every error message. */
@@ -65,9 +72,11 @@ export function createStarRocksConnection(datasource: StarRocksDatasource): Star
 
   function open(): Promise<mysql.Connection> {
     const tls = tlsOptions(datasource);
+    const port = datasource.queryPort ?? 9030;
     const opening = mysql.createConnection({
       host: datasource.host,
-      port: datasource.queryPort ?? 9030,
+      port,
+      ...(tls && net.isIP(datasource.host) ? { stream: () => addressSocket(datasource.host, port) } : {}),
       user: datasource.user,
       password: datasource.password,
       connectTimeout: 15_000,
@@ -80,7 +89,10 @@ export function createStarRocksConnection(datasource: StarRocksDatasource): Star
             ssl: {
               ...(tls.ca === undefined ? {} : { ca: tls.ca }),
               rejectUnauthorized: tls.rejectUnauthorized ?? true,
-              ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+              // mysql2 checks the name only when asked: without this any certificate from a trusted CA
+              // would do. It verifies against `host` (IP SANs for an address) before sending credentials.
+              verifyIdentity: tls.rejectUnauthorized ?? true,
+              minVersion: STARROCKS_TLS_MIN_VERSION,
             },
           }
         : {}),
@@ -122,6 +134,20 @@ export function createStarRocksConnection(datasource: StarRocksDatasource): Star
   };
 }
 
+/**
+ * The TCP socket for a StarRocks FE given by IP address, when TLS is on. mysql2 upgrades its socket with
+ * `tls.connect({ socket, servername })` and leaves `servername` unset for an address (SNI carries no IPs), so
+ * Node falls back to the socket's `_host` — which `net.connect` records only for names — and then to
+ * "localhost": a certificate naming localhost would pass and one with the right IP SAN would fail. Recording
+ * the address makes Node check the certificate's IP SANs against it. connection.test.ts covers both cases.
+ */
+function addressSocket(host: string, port: number): net.Socket {
+  const socket = net.connect({ host, port });
+  socket.setNoDelay(true);
+  (socket as net.Socket & { _host?: string })._host = host;
+  return socket;
+}
+
 interface DriverError {
   code?: string;
   errno?: number;
@@ -138,6 +164,8 @@ function isConnectionFailure(error: unknown): boolean {
 export function translateMysqlError(error: unknown, describe: string): StarRocksError {
   const driver = (error ?? {}) as DriverError;
   const code = driver.code ?? '';
+  const mismatch = tlsNameMismatch(error, describe);
+  if (mismatch) return mismatch;
   if (code === 'ER_ACCESS_DENIED_ERROR' || driver.errno === 1045) {
     return new StarRocksError('operator', `${describe} rejected the credentials`, {
       solution: 'check the user and password stored for this datasource',
@@ -166,3 +194,37 @@ export function translateMysqlError(error: unknown, describe: string): StarRocks
     cause: error,
   });
 }
+
+interface NameMismatch {
+  code?: string;
+  host?: string;
+  cert?: { subjectaltname?: string; subject?: { CN?: string | string[] } };
+}
+
+/**
+ * A StarRocksError when `error` says the certificate (from a trusted CA) names some other host, else
+ * undefined. Names the host connected to, the name expected and the names the certificate holds.
+ */
+export function tlsNameMismatch(error: unknown, describe: string): StarRocksError | undefined {
+  const failed = (error ?? {}) as NameMismatch;
+  // mysql2 renames every TLS failure during its handshake HANDSHAKE_SSL_ERROR; Node's error keeps host/cert.
+  const nameCheck =
+    failed.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+    (failed.code === 'HANDSHAKE_SSL_ERROR' && typeof failed.host === 'string' && failed.cert !== undefined);
+  if (!nameCheck) return undefined;
+  const expected = failed.host ?? 'the host';
+  const names =
+    failed.cert?.subjectaltname || (failed.cert?.subject?.CN ? `CN=${failed.cert.subject.CN}` : '');
+  return new StarRocksError(
+    'operator',
+    `${describe}: TLS certificate is not valid for the expected name ${JSON.stringify(expected)}${names ? ` (it names ${names})` : ''}; refusing to send credentials`,
+    {
+      solution: `connect by a name the StarRocks certificate holds, or reissue the certificate with ${JSON.stringify(expected)} in its subjectAltName`,
+      cause: error,
+    },
+  );
+}
+
+/** Node's name check (DNS SANs for names, IP SANs for addresses), for clients that set it explicitly. */
+export const checkStarRocksIdentity: typeof tls.checkServerIdentity = (host, cert) =>
+  tls.checkServerIdentity(host, cert);

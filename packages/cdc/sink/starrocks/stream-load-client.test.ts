@@ -348,3 +348,55 @@ describe('Stream Load with TLS', () => {
     expect(emulator.statements.some((statement) => statement.includes('`x`'))).toBe(false);
   });
 });
+
+describe('Stream Load TLS verifies the FE certificate names the host', () => {
+  let authority: Awaited<ReturnType<typeof createTestCa>>;
+  const emulators: StarRocksEmulator[] = [];
+
+  beforeAll(async () => {
+    authority = await createTestCa('Sluice StarRocks Names Test CA');
+  });
+  afterAll(async () => {
+    for (const emulator of emulators) await emulator.stop();
+  });
+
+  async function emulatorFor(names: string[]): Promise<StarRocksEmulator> {
+    const emulator = await startStarRocksEmulator({ tls: await authority.issueServer(names) });
+    emulators.push(emulator);
+    await createTable(emulator, 't');
+    return emulator;
+  }
+
+  async function loadVia(emulator: StarRocksEmulator, host: string) {
+    const datasource = datasourceOf(emulator, {
+      host,
+      ssl: { ca: authority.certPem },
+      allowPlaintextBeRedirect: true,
+    });
+    return createStreamLoadClient({ datasource, retry: { attempts: 1 } })
+      .load({ table: 't', label: nextLabel(), body: body([1, 'row']) })
+      .catch((caught: unknown) => caught);
+  }
+
+  it('refuses a trusted certificate issued for another name, before sending credentials', async () => {
+    const emulator = await emulatorFor(['starrocks.other.example']);
+    const error = await loadVia(emulator, 'localhost');
+    expect(error).toBeInstanceOf(StarRocksError);
+    expect(error).toMatchObject({ kind: 'operator' });
+    const message = (error as StarRocksError).message;
+    expect(message).toContain(`at localhost:${emulator.fePort}`);
+    expect(message).toContain('not valid for the expected name "localhost"');
+    expect(message).toContain('DNS:starrocks.other.example');
+    // The TLS handshake failed: the FE never saw a request, so never the Authorization header.
+    expect(emulator.requests).toEqual([]);
+  });
+
+  it('checks an address against the IP SANs, and accepts the name the certificate holds', async () => {
+    const emulator = await emulatorFor(['localhost']);
+    const refused = await loadVia(emulator, '127.0.0.1');
+    expect(refused).toBeInstanceOf(StarRocksError);
+    expect((refused as StarRocksError).message).toContain('not valid for the expected name "127.0.0.1"');
+    expect(emulator.requests).toEqual([]);
+    expect(await loadVia(emulator, 'localhost')).toMatchObject({ status: 'Success' });
+  });
+});

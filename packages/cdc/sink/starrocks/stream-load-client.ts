@@ -9,7 +9,13 @@
 // error; everything else is retried with backoff and, once attempts run out, reported as transient.
 import http from 'node:http';
 import https from 'node:https';
-import { type StarRocksDatasource, tlsOptions } from './connection.ts';
+import {
+  checkStarRocksIdentity,
+  STARROCKS_TLS_MIN_VERSION,
+  type StarRocksDatasource,
+  tlsNameMismatch,
+  tlsOptions,
+} from './connection.ts';
 import type { EncodedBody } from './encoding.ts';
 import { StarRocksError } from './starrocks-error.ts';
 
@@ -111,7 +117,9 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
           ? {
               ...(tls.ca === undefined ? {} : { ca: tls.ca }),
               rejectUnauthorized: tls.rejectUnauthorized ?? true,
-              ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+              // Chain and name: the certificate must name the hop's host (IP SANs for an address).
+              checkServerIdentity: checkStarRocksIdentity,
+              minVersion: STARROCKS_TLS_MIN_VERSION,
             }
           : {}),
       });
@@ -256,6 +264,8 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
 
   function transportError(error: unknown, doing: string): StarRocksError {
     if (error instanceof StarRocksError) return error;
+    const mismatch = tlsNameMismatch(error, describe);
+    if (mismatch) return mismatch;
     const code = (error as { code?: string } | undefined)?.code ?? '';
     if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY|HOSTNAME_MISMATCH/.test(code)) {
       return new StarRocksError(
