@@ -1,5 +1,6 @@
 // The control plane's one port: a node:http2 secure server (TLS 1.3 only, from @sluice/crypto's policy) that
-// answers gRPC, Connect and gRPC-Web through connect-node, plus GET /metrics. Shutdown is graceful: new calls
+// answers gRPC, Connect and gRPC-Web through connect-node, plus GET /metrics for an operator or admin (bearer
+// access token, as for the API: metrics name methods, jobs and workers, which aren't for anyone). Shutdown is graceful: new calls
 // are refused with 503 (Unavailable), calls in flight finish, then connections close.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   interceptors: Interceptor[];
   registry: Registry;
   logger: Logger;
+  /** Decides who may read /metrics from the request's authorization header. */
+  authorizeMetrics: (authorization: string | undefined) => Promise<'ok' | 'unauthenticated' | 'forbidden'>;
 }
 
 export interface RunningServer {
@@ -93,9 +96,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Both response types share this surface; the union itself isn't callable in TypeScript.
     const res = response as ServerResponse;
     if (req.method === 'GET' && req.url === '/metrics') {
-      registry
-        .metrics()
-        .then((body) => {
+      options
+        .authorizeMetrics(req.headers.authorization)
+        .then(async (verdict) => {
+          if (verdict !== 'ok') {
+            res.writeHead(verdict === 'forbidden' ? 403 : 401, {
+              'content-type': 'text/plain',
+              ...(verdict === 'unauthenticated' && { 'www-authenticate': 'Bearer realm="sluice"' }),
+            });
+            res.end(
+              verdict === 'forbidden'
+                ? '/metrics needs role operator or admin\n'
+                : '/metrics needs an operator or admin access token: Authorization: Bearer <token>\n',
+            );
+            return;
+          }
+          const body = await registry.metrics();
           res.writeHead(200, { 'content-type': registry.contentType });
           res.end(body);
         })

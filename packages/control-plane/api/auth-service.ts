@@ -1,5 +1,7 @@
 // AuthService: login with a password, refresh-token rotation, logout, who-am-i. Login failures say the same
-// thing whether the user is unknown, disabled or the password wrong.
+// thing whether the user is unknown, disabled or the password wrong. Throttling and lockout happen before the
+// handler, in auth/login-guard.ts. Every login starts a session (a refresh-token family) with an absolute end;
+// its access tokens name it, so logout or a password change ends them too.
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import type { AuthService } from '@sluice/proto';
@@ -12,9 +14,12 @@ import { invalidArgument, unauthenticated } from '../errors.ts';
 import type { ServiceDeps } from './service-deps.ts';
 
 const LOGIN_FAILED = 'invalid user name or password';
+/** Default absolute lifetime of a login session (SLUICE_SESSION_TTL). */
+export const DEFAULT_SESSION_TTL_MS = 30 * 86_400_000;
 
 export function createAuthService(deps: ServiceDeps): ServiceImpl<typeof AuthService> {
   const { pool } = deps;
+  const sessionTtlMs = deps.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
 
   function note(ctx: HandlerContext, userId: string): void {
     const audit = ctx.values.get(auditNoteKey);
@@ -24,13 +29,18 @@ export function createAuthService(deps: ServiceDeps): ServiceImpl<typeof AuthSer
     }
   }
 
-  async function tokensFor(row: UserRow, familyId?: string) {
+  async function tokensFor(row: UserRow, family?: { familyId: string; familyExpiresAt: Date }) {
+    const refresh = await issueRefreshToken(
+      pool,
+      row.id,
+      deps.refreshTokenTtlMs,
+      family ?? { familyTtlMs: sessionTtlMs },
+    );
     const access = await issueAccessToken(
       deps.jwtSecret,
-      { userId: row.id, role: row.role },
+      { userId: row.id, role: row.role, sessionId: refresh.familyId },
       deps.accessTokenTtlMs,
     );
-    const refresh = await issueRefreshToken(pool, row.id, deps.refreshTokenTtlMs, familyId);
     return {
       accessToken: access.token,
       accessTokenExpiresAt: timestampFromDate(access.expiresAt),
@@ -61,8 +71,10 @@ export function createAuthService(deps: ServiceDeps): ServiceImpl<typeof AuthSer
     async refresh(req, ctx) {
       if (req.refreshToken === '') throw invalidArgument('refresh_token is required');
       if (req.refreshToken.length > 256) throw unauthenticated('unknown refresh token');
-      const outcome = await spendRefreshToken(pool, req.refreshToken);
+      const outcome = await spendRefreshToken(pool, req.refreshToken, sessionTtlMs);
       if (!outcome.ok) {
+        if (outcome.reason === 'session_expired')
+          throw unauthenticated('this login session reached its maximum lifetime; log in again');
         if (outcome.reason === 'reused')
           throw unauthenticated('refresh token was already used; every session of this login is revoked');
         if (outcome.reason === 'expired') throw unauthenticated('refresh token expired; log in again');
@@ -74,7 +86,7 @@ export function createAuthService(deps: ServiceDeps): ServiceImpl<typeof AuthSer
         await revokeFamily(pool, outcome.familyId);
         throw unauthenticated('the user of this refresh token is disabled or gone');
       }
-      return tokensFor(row, outcome.familyId);
+      return tokensFor(row, outcome);
     },
 
     async logout(req, ctx) {

@@ -13,8 +13,6 @@ export interface ServiceDeps {
   refreshTokenTtlMs: number;
   /** Absolute lifetime of a login session (refresh-token family); default 30 days. */
   sessionTtlMs?: number;
-  /** Absolute lifetime of a login session (refresh-token family); default 30 days. */
-  sessionTtlMs?: number;
   logger: Logger;
   /** Aborted when the control plane shuts down, so long-running calls (watches, waits) end. */
   shutdownSignal: AbortSignal;

@@ -16,6 +16,11 @@ export interface MethodRule {
   access: Access;
   /** Audit action written for every call, success or failure; absent for read-only calls. */
   audit?: string;
+  /**
+   * For public methods anyone can call: failures are not audited one row each but counted into a summary row
+   * of this action per user and IP per window (audit/failure-summary.ts).
+   */
+  failures?: string;
 }
 
 export const ROLE_RANK: Readonly<Record<RoleName, number>> = { viewer: 1, operator: 2, admin: 3 };
@@ -23,8 +28,8 @@ export const ROLE_RANK: Readonly<Record<RoleName, number>> = { viewer: 1, operat
 const V1 = 'sluice.v1';
 
 export const ACCESS_POLICY: Readonly<Record<string, MethodRule>> = {
-  [`${V1}.AuthService/Login`]: { access: 'public', audit: 'auth.login' },
-  [`${V1}.AuthService/Refresh`]: { access: 'public', audit: 'auth.refresh' },
+  [`${V1}.AuthService/Login`]: { access: 'public', audit: 'auth.login', failures: 'login.failed' },
+  [`${V1}.AuthService/Refresh`]: { access: 'public', audit: 'auth.refresh', failures: 'refresh.failed' },
   [`${V1}.AuthService/Logout`]: { access: 'authenticated', audit: 'auth.logout' },
   [`${V1}.AuthService/WhoAmI`]: { access: 'viewer' },
 
