@@ -30,7 +30,10 @@ import { type IdentityStore, identityFromRegistration, type WorkerIdentity } fro
 export interface WorkerAgentOptions {
   /** `host:port` of the control plane. */
   controlPlane: string;
-  /** The control plane's CA certificate (PEM). */
+  /**
+   * The CA the control plane's server certificate chains to (PEM): the only root trusted for the control
+   * plane, before registration and after it, across restarts and renewals.
+   */
   caPem: string;
   /** Single-use bootstrap token; needed only when the identity store holds no identity. */
   bootstrapToken?: Secret<string>;
@@ -198,7 +201,7 @@ export class WorkerAgent {
       );
       token.wipe();
       this.#applyTimings(response.heartbeatIntervalMs, response.leaseTtlMs);
-      const identity = identityFromRegistration(response, keyPem, this.#options.caPem);
+      const identity = identityFromRegistration(response, keyPem);
       await this.#options.identityStore.save(identity);
       return identity;
     } finally {
@@ -207,9 +210,10 @@ export class WorkerAgent {
   }
 
   #connect(identity: WorkerIdentity): ControlClient {
+    // The configured CA, never the internal one from the registration answer (see worker-identity.ts).
     return createControlClient({
       address: this.#options.controlPlane,
-      caPem: identity.caPem,
+      caPem: this.#options.caPem,
       certPem: identity.certPem,
       keyPem: identity.keyPem,
     });
@@ -308,7 +312,7 @@ export class WorkerAgent {
           ...identity,
           certPem: response.certificatePem,
           keyPem,
-          caPem: response.caCertificatePem || identity.caPem,
+          issuerCaPem: response.caCertificatePem || identity.issuerCaPem,
           issuedAt: new Date(),
           expiresAt: response.certificateExpiresAt
             ? new Date(Number(response.certificateExpiresAt.seconds) * 1000)

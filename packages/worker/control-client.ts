@@ -27,7 +27,7 @@ export interface CallOptions {
 export interface ControlClientOptions {
   /** `host:port` of the control plane. */
   address: string;
-  /** The control plane's CA (PEM), the only root trusted. */
+  /** The CA the operator configured for the control plane (PEM): the only root trusted for the server. */
   caPem: string;
   /** Client certificate and key, PEM; absent before registration. */
   certPem?: string;

@@ -8,7 +8,7 @@ const identity = (expiresInMs: number): WorkerIdentity => ({
   workerId: 'w-1',
   certPem: 'CERT',
   keyPem: 'KEY',
-  caPem: 'CA',
+  issuerCaPem: 'CA',
   issuedAt: new Date(),
   expiresAt: new Date(Date.now() + expiresInMs),
 });
@@ -23,6 +23,13 @@ describe('the file identity store', () => {
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     expect((await store.load())?.workerId).toBe('w-1');
     expect(await readFile(path.join(dir, 'identity.json'), 'utf8')).not.toContain('envelope');
+  });
+
+  it('reads a file written before the trust fix, whose caPem was the issuing internal CA', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'sluice-identity-'));
+    const { issuerCaPem, ...rest } = identity(60_000);
+    await writeFile(path.join(dir, 'identity.json'), JSON.stringify({ ...rest, caPem: issuerCaPem }));
+    expect(await fileIdentityStore(dir).load()).toMatchObject({ workerId: 'w-1', issuerCaPem: 'CA' });
   });
 
   it('treats an expired certificate as no identity', async () => {

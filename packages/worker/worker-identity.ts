@@ -1,5 +1,9 @@
 // The worker's TLS identity: its id, client certificate and key. It may be kept on disk (0600) so a
 // restarted process resumes without a new bootstrap token; the envelope key never is.
+// It holds no trust anchor for the control plane: the worker always verifies the server against the CA it
+// was configured with (SLUICE_CA_FILE), never against the internal CA that issued its client certificate —
+// with an external server certificate that CA would not verify the server, and trusting it would widen the
+// roots to whatever the server sent.
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
@@ -9,8 +13,11 @@ export interface WorkerIdentity {
   workerId: string;
   certPem: string;
   keyPem: string;
-  /** The CA the control plane's certificate chains to. */
-  caPem: string;
+  /**
+   * The control plane's internal CA that issued `certPem`, as the control plane sent it; informational
+   * only, never used to verify the control plane's server certificate.
+   */
+  issuerCaPem: string;
   issuedAt: Date;
   expiresAt: Date;
 }
@@ -21,11 +28,7 @@ export interface IdentityStore {
   save(identity: WorkerIdentity): Promise<void>;
 }
 
-export function identityFromRegistration(
-  response: RegisterResponse,
-  keyPem: string,
-  caPem: string,
-): WorkerIdentity {
+export function identityFromRegistration(response: RegisterResponse, keyPem: string): WorkerIdentity {
   if (!response.workerId || !response.certificatePem || !response.certificateExpiresAt) {
     throw new Error('registration answer lacks a worker id or certificate');
   }
@@ -33,7 +36,7 @@ export function identityFromRegistration(
     workerId: response.workerId,
     certPem: response.certificatePem,
     keyPem,
-    caPem: response.caCertificatePem || caPem,
+    issuerCaPem: response.caCertificatePem,
     issuedAt: new Date(),
     expiresAt: timestampDate(response.certificateExpiresAt),
   };
@@ -67,7 +70,8 @@ export function fileIdentityStore(dir: string): IdentityStore {
         workerId: String(raw.workerId),
         certPem: String(raw.certPem),
         keyPem: String(raw.keyPem),
-        caPem: String(raw.caPem),
+        // Files written before the trust fix named it caPem; it was the issuer then too.
+        issuerCaPem: String(raw.issuerCaPem ?? raw.caPem ?? ''),
         issuedAt: new Date(String(raw.issuedAt)),
         expiresAt: new Date(String(raw.expiresAt)),
       };
