@@ -190,6 +190,12 @@ export function createLoginGuard(deps: LoginGuardDeps): Interceptor {
     const ipTurn = byIp.take(ip, now);
     if (!ipTurn.ok)
       throw limited(Code.ResourceExhausted, 'too many login attempts from this address', ipTurn.retryAfterMs);
+    // A lockout this process already knows of is answered before the name's bucket, so attempts on a locked
+    // name don't also use up its rate for when the lockout ends.
+    const knownLock = lockedUntil.get(nameHash);
+    if (knownLock !== undefined && knownLock > now)
+      throw limited(Code.Unauthenticated, 'too many failed logins for this user name', knownLock - now);
+    if (knownLock !== undefined) lockedUntil.delete(nameHash);
     const nameTurn = byName.take(nameHash, now);
     if (!nameTurn.ok)
       throw limited(
@@ -197,11 +203,7 @@ export function createLoginGuard(deps: LoginGuardDeps): Interceptor {
         'too many login attempts for this user name',
         nameTurn.retryAfterMs,
       );
-
-    const knownLock = lockedUntil.get(nameHash);
-    if (knownLock !== undefined && knownLock <= now) lockedUntil.delete(nameHash);
-    const lockedMs =
-      knownLock !== undefined && knownLock > now ? knownLock - now : await lockouts.lockedForMs(nameHash);
+    const lockedMs = await lockouts.lockedForMs(nameHash);
     if (lockedMs > 0) {
       remember(lockedUntil, nameHash, now + lockedMs);
       throw limited(Code.Unauthenticated, 'too many failed logins for this user name', lockedMs);
