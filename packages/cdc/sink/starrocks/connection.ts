@@ -142,8 +142,8 @@ export function createStarRocksConnection(datasource: StarRocksDatasource): Star
  * the address makes Node check the certificate's IP SANs against it. connection.test.ts covers both cases.
  */
 function addressSocket(host: string, port: number): net.Socket {
-  const socket = net.connect({ host, port });
-  socket.setNoDelay(true);
+  // As mysql2 sets up its own socket: no Nagle delay, TCP keep-alive once connected.
+  const socket = net.connect({ host, port, noDelay: true, keepAlive: true });
   (socket as net.Socket & { _host?: string })._host = host;
   return socket;
 }
