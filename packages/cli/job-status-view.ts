@@ -10,7 +10,7 @@ import {
   TableState,
   UnrepresentablePolicy,
 } from '@sluice/proto';
-import { bytes, count, enumWord, when } from './output.ts';
+import { bytes, count, enumWord, visible, when } from './output.ts';
 
 const BAR_WIDTH = 24;
 
@@ -95,8 +95,11 @@ export function renderJobStatus(job: Job, status: JobStatus, options: { bars: bo
   lines.push(...describeColumnOptions(job));
   const error = status.lastError;
   if (error?.message) {
-    lines.push(`  last error (${enumWord(ErrorKind, error.kind)}, ${when(error.at)}): ${error.message}`);
-    if (error.solution) lines.push(`    what to do: ${error.solution}`);
+    // Server text: one line each, control characters (line breaks too) shown escaped.
+    lines.push(
+      `  last error (${enumWord(ErrorKind, error.kind)}, ${when(error.at)}): ${visible(error.message)}`,
+    );
+    if (error.solution) lines.push(`    what to do: ${visible(error.solution)}`);
   }
   return lines;
 }
@@ -125,7 +128,7 @@ export function statusLine(job: Job, status: JobStatus): string {
       sum(status, (t) => t.valuesNulled),
       sum(status, (t) => t.valuesClamped),
     ) +
-    (status.lastError?.message ? `, last error: ${status.lastError.message}` : '')
+    (status.lastError?.message ? `, last error: ${visible(status.lastError.message)}` : '')
   );
 }
 

@@ -47,7 +47,7 @@ describe('human output escapes control characters', () => {
   it("escapes a job's last error in the status view but keeps the view's own lines", () => {
     const job = create(JobSchema, { id: 'j-1', name: 'orders' });
     const status = create(JobStatusSchema, {
-      lastError: { message: HOSTILE_ERROR, solution: 'retry\x1b[8m' },
+      lastError: { message: `${HOSTILE_ERROR}\n  table orders  streaming  ok`, solution: 'retry\x1b[8m' },
     });
     const out = capture();
     const lines = renderJobStatus(job, status, { bars: false });
@@ -58,6 +58,8 @@ describe('human output escapes control characters', () => {
       'connection lost\\x1b[1A\\x1b[2Kjob healthy\\x1b]8;;https://evil.example\\x1b\\click',
     );
     expect(text).toContain('what to do: retry\\x1b[8m');
+    // A line break in the error can't forge a line of the view.
+    expect(text).toContain('\\x0a  table orders  streaming  ok');
     expect(text.split('\n').length).toBe(lines.length + 1);
   });
 

@@ -18,6 +18,7 @@ import { keysCommand } from './commands/keys.ts';
 import { loginCommand } from './commands/login.ts';
 import { tokenCommand } from './commands/token.ts';
 import { workerCommand } from './commands/worker.ts';
+import { visible } from './output.ts';
 
 export const sluiceCommand: CommandSpec = {
   name: 'sluice',
@@ -70,7 +71,7 @@ export async function runCli(argv: string[], io: CliIo = {}): Promise<number> {
     return code ?? EXIT.ok;
   } catch (error) {
     const { exitCode, message } = describeFailure(error);
-    stderr.write(`sluice: ${message}\n`);
+    stderr.write(`sluice: ${visible(message, { multiline: true })}\n`);
     return exitCode;
   } finally {
     release();

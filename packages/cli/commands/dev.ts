@@ -27,6 +27,7 @@ import { type Connection, connect, isoOf, transportFor } from '../client.ts';
 import type { CommandContext, CommandSpec } from '../command-table.ts';
 import { integerFlag, stringFlag } from '../command-table.ts';
 import { renderJobStatus, statusLine } from '../job-status-view.ts';
+import { visible } from '../output.ts';
 import { saveSession } from '../session.ts';
 import { parseTable } from './job.ts';
 
@@ -581,12 +582,14 @@ async function followJob(
           `  source writes so far: ${sourceChanges()}`,
         ];
         if (drawn) context.stdout.write(`\x1b[${drawn}A\x1b[J`);
-        context.stdout.write(`${lines.join('\n')}\n`);
+        context.stdout.write(`${visible(lines.join('\n'), { multiline: true })}\n`);
         drawn = lines.length;
       } else {
         const key = `${status.state}/${status.phase}/${status.lastError?.message ?? ''}`;
         if (key !== lastKey || Date.now() - lastPrinted > 10_000) {
-          context.stdout.write(`${statusLine(job, status)}, source writes ${sourceChanges()}\n`);
+          context.stdout.write(
+            `${visible(`${statusLine(job, status)}, source writes ${sourceChanges()}`)}\n`,
+          );
           lastKey = key;
           lastPrinted = Date.now();
         }

@@ -27,7 +27,7 @@ import {
 } from '../command-table.ts';
 import { describeColumnOptions, renderJobStatus, stateWord, statusLine } from '../job-status-view.ts';
 import { findDatasource, findJob } from '../lookup.ts';
-import { messageJson, printJson, println, table, when } from '../output.ts';
+import { messageJson, printJson, println, table, visible, when } from '../output.ts';
 
 /** `schema.table`, or `table` meaning `public.table`. */
 export function parseTable(text: string) {
@@ -165,7 +165,7 @@ async function watch(context: CommandContext, connection: Connection, job: Job):
       else if (tty) {
         const lines = renderJobStatus(job, status, { bars: true });
         if (drawn) context.stdout.write(`\x1b[${drawn}A\x1b[J`);
-        context.stdout.write(`${lines.join('\n')}\n`);
+        context.stdout.write(`${visible(lines.join('\n'), { multiline: true })}\n`);
         drawn = lines.length;
       } else println(context, statusLine(job, status));
     }
