@@ -210,7 +210,8 @@ describe('secrets stored through the API', () => {
     for (const canary of canaries) expect(text).not.toContain(canary);
     expect(
       audit.rows.some(
-        (row: { action: string; outcome: string }) => row.action === 'login.failed' && row.outcome === 'denied',
+        (row: { action: string; outcome: string }) =>
+          row.action === 'login.failed' && row.outcome === 'denied',
       ),
     ).toBe(true);
   });
