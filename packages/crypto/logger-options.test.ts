@@ -165,3 +165,80 @@ describe('scrubSecrets', () => {
     expect(scrubSecrets('Bearer token missing')).toBe('Bearer token missing');
   });
 });
+
+describe('scrubSecrets against the forms issue 16 found leaking', () => {
+  // Each line is how a credential really reaches text: a YAML or Python dump, an `env` listing, a shell
+  // command line, a JSON body, a DSN, an HTTP header. None of them may keep the canary.
+  const leaks = [
+    `password: ${CANARY}`,
+    `password:${CANARY} next`,
+    `Password = ${CANARY}`,
+    `PGPASSWORD=${CANARY} psql -h db`,
+    `export PGPASSWORD='${CANARY} x'`,
+    `env: PGPASSWORD=${CANARY}\nDB_PASSWORD=${CANARY}\nMYSQL_PWD=${CANARY}\nSLUICE_BOOTSTRAP_TOKEN=${CANARY}`,
+    `PGPASSWORD: ${CANARY}`,
+    `password=${CANARY}`,
+    `pwd=${CANARY};`,
+    `{"password":"${CANARY}"}`,
+    `{ "starrocks_password" : "${CANARY}" }`,
+    `{'password': '${CANARY}'}`,
+    `postgres://u:${CANARY}@db:5432/app`,
+    `postgresql://${CANARY}@db/app`,
+    `Authorization: Basic ${Buffer.from(`root:${CANARY}`).toString('base64')}`,
+    `authorization: Basic ${CANARY.slice(0, 5)}`,
+    `Proxy-Authorization: ${CANARY}`,
+    `headers={"Authorization": "Basic ${CANARY}"}`,
+  ];
+  for (const leak of leaks) {
+    it(`hides the canary in ${JSON.stringify(leak.slice(0, 40))}`, () => {
+      const out = scrubSecrets(leak);
+      expect(out).not.toContain(CANARY);
+      expect(out).not.toContain(CANARY.slice(0, 5));
+      expect(out).not.toContain(Buffer.from(`root:${CANARY}`).toString('base64'));
+      expect(out).toContain('[REDACTED]');
+    });
+  }
+
+  it('keeps the key and the text around it, so the line still says what was wrong', () => {
+    expect(scrubSecrets(`PGPASSWORD=${CANARY} psql -h db`)).toBe('PGPASSWORD=[REDACTED] psql -h db');
+    expect(scrubSecrets(`user: u\npassword: ${CANARY}\nhost: h`)).toBe(
+      'user: u\npassword: [REDACTED]\nhost: h',
+    );
+    expect(scrubSecrets(`{"password":"${CANARY}","user":"u"}`)).toBe('{"password":"[REDACTED]","user":"u"}');
+    expect(scrubSecrets('Authorization: Basic dTpw, next')).toBe('Authorization: Basic [REDACTED], next');
+  });
+
+  it('leaves unrelated text alone', () => {
+    for (const text of [
+      'password authentication failed for user "sluice"',
+      'the password is wrong for user x',
+      'select password::text from t',
+      'PGPASSFILE=/home/u/.pgpass',
+      'tokenizer=bert keyword=x sessions: 3',
+      'Basic auth is not enabled',
+      'https://example.com/a?b=1',
+    ]) {
+      expect(scrubSecrets(text)).toBe(text);
+    }
+  });
+
+  it('does not redact twice', () => {
+    expect(scrubSecrets(scrubSecrets(`password: ${CANARY} {"token":"${CANARY}"}`))).toBe(
+      'password: [REDACTED] {"token":"[REDACTED]"}',
+    );
+  });
+
+  it('stays linear on a long run of word characters', () => {
+    const long = `${'a_'.repeat(50_000)}x`;
+    const started = performance.now();
+    expect(scrubSecrets(long)).toBe(long);
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('reaches log lines: a PGPASSWORD in a message or an env dump object does not get written', () => {
+    const { logger, text } = capture();
+    logger.info(`spawned psql with PGPASSWORD=${CANARY}`);
+    logger.info({ env: `PGPASSWORD=${CANARY}\nAuthorization: Basic ${CANARY.slice(0, 5)}` }, 'env');
+    expect(text()).not.toContain(CANARY.slice(0, 5));
+  });
+});
