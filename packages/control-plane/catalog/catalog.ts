@@ -59,7 +59,8 @@ export async function openCatalog(source: CatalogSource, logger: Logger): Promis
 
 /**
  * Starts (initialising on first use) an embedded PostgreSQL under `<dataDir>/catalog`, listening on
- * loopback only, with a random superuser password kept in `<dataDir>/catalog.password` (mode 0600).
+ * loopback only, with a random superuser password kept in `<dataDir>/catalog.password` (mode 0600). The
+ * superuser only bootstraps; the returned settings are those of the non-superuser catalog owner.
  */
 async function startEmbedded(
   dataDir: string,
@@ -97,17 +98,87 @@ async function startEmbedded(
     if (fresh) await initialisePrivately(server, dataDir);
     await server.start();
   });
-  const config: pg.PoolConfig = { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' };
-  const admin = new pg.Client(config);
+  const superuser: pg.PoolConfig = {
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    database: 'postgres',
+  };
+  const owner = await bootstrapOwner(superuser);
+  logger.info({ port }, 'embedded catalog started');
+  return {
+    server,
+    config: { host: '127.0.0.1', port, user: CATALOG_OWNER, password: owner.password, database: 'sluice' },
+  };
+}
+
+/** The login role the control plane uses on its embedded catalog: it owns the `sluice` database, nothing more. */
+export const CATALOG_OWNER = 'sluice';
+
+/**
+ * With the superuser, only to bootstrap: creates the `sluice` database and the non-superuser role that owns it
+ * (and everything in it; a catalog migrated by the superuser before this role existed is handed over), and
+ * gives the role a fresh random password for this run. The superuser's password stays in its 0600 file; the
+ * control plane's sessions, migrations included, are the owner's, so a SQL injection or a stolen session
+ * cannot read files, run programs (COPY … PROGRAM) or reach other databases as a superuser.
+ */
+async function bootstrapOwner(superuser: pg.PoolConfig): Promise<{ password: string }> {
+  const password = randomBytes(24).toString('base64url');
+  const admin = new pg.Client(superuser);
   await admin.connect();
   try {
-    const exists = await admin.query("select 1 from pg_database where datname = 'sluice'");
-    if (exists.rowCount === 0) await admin.query('create database sluice');
+    const role = admin.escapeIdentifier(CATALOG_OWNER);
+    const exists = await admin.query('select 1 from pg_roles where rolname = $1', [CATALOG_OWNER]);
+    if (exists.rowCount === 0) await admin.query(`create role ${role} login`);
+    // Whatever it was, it is made a plain login role again.
+    await admin.query(
+      `alter role ${role} with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password ${admin.escapeLiteral(password)}`,
+    );
+    const database = await admin.query("select 1 from pg_database where datname = 'sluice'");
+    if (database.rowCount === 0) await admin.query(`create database sluice owner ${role}`);
+    else await admin.query(`alter database sluice owner to ${role}`);
+    // Only the owner connects to the catalog; the maintenance database is the superuser's.
+    await admin.query(`revoke connect, temporary on database sluice from public`);
+    await admin.query(`revoke connect, temporary on database postgres from public`);
   } finally {
     await admin.end();
   }
-  logger.info({ port }, 'embedded catalog started');
-  return { server, config: { ...config, database: 'sluice' } };
+  const inCatalog = new pg.Client({ ...superuser, database: 'sluice' });
+  await inCatalog.connect();
+  try {
+    await handOverObjects(inCatalog);
+  } finally {
+    await inCatalog.end();
+  }
+  return { password };
+}
+
+/** Gives the owner role every table, view, standalone sequence and function in `public` someone else owns. */
+async function handOverObjects(client: pg.Client): Promise<void> {
+  const role = client.escapeIdentifier(CATALOG_OWNER);
+  const { rows: relations } = await client.query<{ name: string; kind: string }>(
+    `select c.oid::regclass::text as name, c.relkind as kind
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'S')
+        and c.relowner <> (select oid from pg_roles where rolname = $1)
+        -- sequences behind serial/identity columns move with their table
+        and not (c.relkind = 'S' and exists (
+          select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid
+             and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')))`,
+    [CATALOG_OWNER],
+  );
+  for (const relation of relations) {
+    const verb = relation.kind === 'S' ? 'sequence' : relation.kind === 'v' ? 'view' : 'table';
+    await client.query(`alter ${verb} ${relation.name} owner to ${role}`);
+  }
+  const { rows: functions } = await client.query<{ name: string }>(
+    `select p.oid::regprocedure::text as name
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      where n.nspname = 'public' and p.proowner <> (select oid from pg_roles where rolname = $1)`,
+    [CATALOG_OWNER],
+  );
+  for (const fn of functions) await client.query(`alter routine ${fn.name} owner to ${role}`);
 }
 
 /**
