@@ -14,7 +14,8 @@
 set -eu
 umask 077
 
-tls=${1:-/tls} # the volumes' mount points live under here
+tls=${1:-/tls}             # the volumes' mount points live under here
+bootstrap=${2:-/bootstrap} # each worker's bootstrap token volume, if mounted here: /bootstrap/<worker>
 
 SLUICE_UID=10001 # the image's `sluice` user (Dockerfile)
 PG_UID=999       # the postgres image's `postgres` user
@@ -72,4 +73,12 @@ chmod 0755 "$tls/public" "$tls/source-db" "$tls/catalog-db" "$tls/control-plane"
 chown "$SLUICE_UID:$SLUICE_UID" "$tls/control-plane" "$tls/setup"
 chmod 0700 "$tls/control-plane" "$tls/setup"
 chmod 0700 "$ca"
+
+# A fresh named volume's root belongs to root; setup (the `sluice` user) writes each worker's token into
+# that worker's own volume, which only that worker mounts besides.
+for dir in "$bootstrap"/*/; do
+  [ -d "$dir" ] || continue
+  chown "$SLUICE_UID:$SLUICE_UID" "$dir"
+  chmod 0700 "$dir"
+done
 echo "certs: ready"

@@ -3,9 +3,11 @@
 #   first run  — the admin user, the two datasources (PostgreSQL source over verify-full TLS, StarRocks sink)
 #                and a started demo job;
 #   every run  — one fresh bootstrap token per worker named on the command line, written to
-#                $TOKENS/<worker>.token (single use, short TTL; a worker that already registered keeps its
-#                identity in its state volume and ignores it).
-# Completion: $TOKENS/setup.done exists (the service's healthcheck), and the container exits 0 (workers
+#                $STATE/<worker>/token (single use, short TTL; a worker that already registered keeps its
+#                identity in its state volume and ignores it). $STATE/<worker> must be that worker's own
+#                volume, mounted nowhere else but in that worker (at /var/lib/sluice/bootstrap): a worker
+#                that could read another's token could register as it.
+# Completion: $STATE/setup.done exists (the service's healthcheck), and the container exits 0 (workers
 # depend on it with `service_completed_successfully`).
 # Passwords are read by the CLI from secret files; none is ever an argument or an environment variable.
 set -eu
@@ -13,7 +15,7 @@ umask 077
 
 CONTROL_PLANE=https://control-plane:8443
 CA_FILE=/etc/sluice/tls/ca.crt
-TOKENS=/var/lib/sluice/bootstrap
+STATE=/var/lib/sluice/bootstrap
 ADMIN='admin'
 
 if [ "$#" -eq 0 ]; then
@@ -25,16 +27,16 @@ cli() {
   sluice "$@" --control-plane "$CONTROL_PLANE" --ca-file "$CA_FILE"
 }
 
-rm -f "$TOKENS/setup.done"
+rm -f "$STATE/setup.done"
 
-if [ ! -f "$TOKENS/catalog.done" ]; then
+if [ ! -f "$STATE/catalog.done" ]; then
   echo "setup: creating the admin user"
   cli admin create --username "$ADMIN" --password-file /run/secrets/admin_password
 fi
 
 cli login --username "$ADMIN" --password-file /run/secrets/admin_password
 
-if [ ! -f "$TOKENS/catalog.done" ]; then
+if [ ! -f "$STATE/catalog.done" ]; then
   echo "setup: adding datasources and the demo job"
   cli datasource add postgres --name demo-source \
     --host source-db --port 5432 --database app \
@@ -45,7 +47,7 @@ if [ ! -f "$TOKENS/catalog.done" ]; then
     --username sluice --password-file /run/secrets/starrocks_password --database demo
   cli job create --name demo --source demo-source --sink demo-warehouse \
     --table public.customers --table public.orders --start
-  : >"$TOKENS/catalog.done"
+  : >"$STATE/catalog.done"
 fi
 
 for worker in "$@"; do
@@ -55,6 +57,11 @@ for worker in "$@"; do
       exit 64
       ;;
   esac
+  tokens="$STATE/$worker"
+  if [ ! -d "$tokens" ] || [ ! -w "$tokens" ]; then
+    echo "setup: no writable token volume for $worker at $tokens; mount that worker's own volume there" >&2
+    exit 1
+  fi
   # The token goes from the CLI's JSON straight into its file; it is never printed.
   # shellcheck disable=SC2016 # JavaScript, not shell
   cli token create --ttl 15m --json | node -e '
@@ -70,10 +77,10 @@ for worker in "$@"; do
       }
       process.stdout.write(token);
     });
-  ' >"$TOKENS/$worker.token.new"
-  mv "$TOKENS/$worker.token.new" "$TOKENS/$worker.token"
+  ' >"$tokens/token.new"
+  mv "$tokens/token.new" "$tokens/token"
   echo "setup: bootstrap token for $worker written"
 done
 
-: >"$TOKENS/setup.done"
+: >"$STATE/setup.done"
 echo "setup: done"

@@ -81,6 +81,10 @@ function environmentOf(service: Service): Map<string, string> {
   return env;
 }
 
+function volumeSource(volume: string | { source?: string }): string {
+  return typeof volume === 'string' ? (volume.split(':')[0] ?? '') : (volume.source ?? '');
+}
+
 function isOneShot(service: Service): boolean {
   return service.restart === 'no';
 }
@@ -226,6 +230,61 @@ describe('docker-compose.yml', () => {
     }
     expect(undeclared).toEqual([]);
     expect(declared.size).toBeGreaterThan(0);
+  });
+
+  it('gives each worker its own bootstrap token volume, mounted in no other worker', () => {
+    // What backs a path inside a service: the mount whose target is the longest prefix of it.
+    const backing = (service: Service, file: string): string | undefined => {
+      let best: { target: string; source: string } | undefined;
+      for (const volume of service.volumes ?? []) {
+        const [source = '', target = ''] =
+          typeof volume === 'string'
+            ? volume.split(':')
+            : [volume.source ?? '', (volume as { target?: string }).target ?? ''];
+        const inside = file === target || file.startsWith(`${target.replace(/\/$/, '')}/`);
+        if (inside && (best === undefined || target.length > best.target.length)) best = { target, source };
+      }
+      return best?.source;
+    };
+    const workers = sluiceServices.filter(([, service]) => commandOf(service) === 'sluice worker');
+    expect(workers.length).toBeGreaterThanOrEqual(2);
+    const owners = new Map<string, string[]>();
+    for (const [name, service] of workers) {
+      const file = environmentOf(service).get('SLUICE_BOOTSTRAP_TOKEN_FILE') ?? '';
+      const source = backing(service, file);
+      // A token in the image or a tmpfs is not something setup can write: it must be a named volume.
+      expect(source, `${name}: ${file} lies in a named volume`).toMatch(/^[a-z0-9][a-z0-9_.-]*$/);
+      owners.set(source!, [...(owners.get(source!) ?? []), name]);
+    }
+    // Not shared by two workers' token paths…
+    expect([...owners.values()].filter((names) => names.length > 1)).toEqual([]);
+    // …nor mounted at all in another worker, where it could be read through some other path.
+    for (const [source, [owner]] of owners) {
+      const elsewhere = workers
+        .filter(
+          ([name, service]) =>
+            name !== owner && (service.volumes ?? []).some((v) => volumeSource(v) === source),
+        )
+        .map(([name]) => name);
+      expect(elsewhere, `${source} is mounted only in ${owner}`).toEqual([]);
+    }
+  });
+
+  it("lets setup write each worker's token into that worker's volume, under the name setup.sh uses", () => {
+    const setup = sluiceServices.find(([, service]) => commandOf(service).includes('deploy/setup.sh'))?.[1];
+    const names = (Array.isArray(setup?.command) ? setup.command : []).slice(2);
+    const script = readFileSync(path.join(root, 'deploy/setup.sh'), 'utf8');
+    expect(script).toContain('STATE=/var/lib/sluice/bootstrap');
+    expect(script).toContain('"$tokens/token"');
+    for (const name of names) {
+      const worker = compose.services[name];
+      const own = (worker?.volumes ?? []).map(volumeSource).find((source) => source.endsWith('-bootstrap'));
+      expect(own, `${name} has a token volume`).toBeDefined();
+      expect((setup?.volumes ?? []).map(String)).toContain(`${own}:/var/lib/sluice/bootstrap/${name}`);
+      expect(environmentOf(worker!).get('SLUICE_BOOTSTRAP_TOKEN_FILE')).toBe(
+        '/var/lib/sluice/bootstrap/token',
+      );
+    }
   });
 
   it('runs the PostgreSQL source with logical replication and TLS', () => {
