@@ -2,6 +2,7 @@
 import { createLogger } from '@sluice/crypto';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerAgent } from './agent.ts';
+import { createConnectionTester } from './connection-tester.ts';
 import type { JobRunner } from './job-runner.ts';
 import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 import { createPipelineRunner } from './pipeline-runner.ts';
@@ -39,6 +40,10 @@ export async function runWorker(
     logger,
     maxJobs: config.maxJobs,
     labels: config.labels,
+    // Connection tests never aim at Sluice itself.
+    connectionTester: createConnectionTester({
+      ownAddresses: [config.controlPlane, ...(config.metricsListen ? [config.metricsListen] : [])],
+    }),
   });
   const onSignal = (signal: string) => void agent.drain(`received ${signal}`);
   process.once('SIGTERM', () => onSignal('SIGTERM'));
