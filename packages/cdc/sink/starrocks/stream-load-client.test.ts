@@ -253,6 +253,51 @@ describe('Stream Load client', () => {
     }
   });
 
+  it('refuses to follow the FE to a public host with the credentials, naming the host and the fix', async () => {
+    // A hostile or misconfigured FE points the load (Authorization included) at a host of its choosing.
+    const outside = await startStarRocksEmulator({ redirectHost: '203.0.113.7' });
+    try {
+      await createTable(outside, 't');
+      const started = Date.now();
+      const error = await createStreamLoadClient({
+        datasource: datasourceOf(outside, { user: 'root', password: '' }),
+        retry: { attempts: 3, baseDelayMs: 1 },
+        requestTimeoutMs: 5_000,
+      })
+        .load({ table: 't', label: nextLabel(), body: body([1, 'a']) })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(StarRocksError);
+      expect(error).toMatchObject({ kind: 'operator' });
+      expect((error as StarRocksError).message).toMatch(
+        /redirected Stream Load to 203\.0\.113\.7 \(a public address\).*refusing to send the credentials/,
+      );
+      expect((error as StarRocksError).solution).toMatch(/priority_networks/);
+      // Refused, not tried: no connection to 203.0.113.7 was attempted (that would have taken the timeout).
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await outside.stop();
+    }
+  });
+
+  it('refuses a link-local (cloud metadata) redirect target and a name that does not resolve', async () => {
+    for (const redirectHost of ['169.254.169.254', 'be.invalid']) {
+      const outside = await startStarRocksEmulator({ redirectHost });
+      try {
+        await createTable(outside, 't');
+        const error = await createStreamLoadClient({
+          datasource: datasourceOf(outside, { user: 'root', password: '' }),
+          retry: { attempts: 1 },
+          requestTimeoutMs: 5_000,
+        })
+          .load({ table: 't', label: nextLabel(), body: body([1, 'a']) })
+          .catch((caught: unknown) => caught);
+        expect((error as StarRocksError).message).toContain(`redirected Stream Load to ${redirectHost}`);
+      } finally {
+        await outside.stop();
+      }
+    }
+  });
+
   it('the FE refuses a Stream Load without Expect: 100-continue', async () => {
     const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const request = http.request(

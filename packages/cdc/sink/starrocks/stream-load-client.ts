@@ -7,8 +7,11 @@
 // earlier attempt landed (success); + RUNNING means one is still in flight (poll get_load_state).
 // `Publish Timeout` is committed. Filtered rows, bad credentials and unknown tables stop with an operator
 // error; everything else is retried with backoff and, once attempts run out, reported as transient.
+
+import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
+import { isIP } from 'node:net';
 import {
   checkStarRocksIdentity,
   STARROCKS_TLS_MIN_VERSION,
@@ -165,8 +168,11 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
     });
   }
 
-  /** Follows redirects itself; refuses a TLS → plain-HTTP hop unless the operator allowed it. */
-  function nextHop(from: URL, location: string): URL {
+  /**
+   * Follows redirects itself; refuses a TLS → plain-HTTP hop unless the operator allowed it, and a hop to a
+   * host that is neither the FE's nor next to it (the credentials go along, like curl's --location-trusted).
+   */
+  async function nextHop(from: URL, location: string): Promise<URL> {
     const target = new URL(location, from);
     if (datasource.rewriteLoopbackRedirect && isLoopback(target.hostname)) {
       target.hostname = bracketHost(datasource.host);
@@ -181,7 +187,34 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
         },
       );
     }
+    await checkRedirectHost(target);
     return target;
+  }
+
+  /**
+   * The FE may send a load to itself, or — when the FE is on a private network (or loopback) — to a BE on a
+   * private address (or, for a loopback FE, loopback). A public FE may only redirect to its own host name.
+   * Anything else (a public host, a link-local one such as cloud metadata, a name that does not resolve, a
+   * private address behind a public FE) is refused before a byte or the Authorization header leaves.
+   */
+  async function checkRedirectHost(target: URL): Promise<void> {
+    const to = unbracket(target.hostname);
+    if (sameHostName(to, datasource.host)) return;
+    const [feAddresses, toAddresses] = await Promise.all([addressesOf(datasource.host), addressesOf(to)]);
+    const fe = scopeOf(feAddresses);
+    const hop = scopeOf(toAddresses);
+    if (
+      (fe === 'loopback' && (hop === 'loopback' || hop === 'private')) ||
+      (fe === 'private' && hop === 'private')
+    )
+      return;
+    throw new StarRocksError(
+      'operator',
+      `${describe} redirected Stream Load to ${to} (${hop === 'none' ? 'does not resolve' : `a ${hop} address`}), which is neither the FE host nor a private address next to ${fe === 'public' ? 'it' : 'the private FE'}: refusing to send the credentials and rows there`,
+      {
+        solution: `make the FE redirect to BEs on its own private network (the BEs' priority_networks), or point the datasource at ${to} if that host is the FE`,
+      },
+    );
   }
 
   async function send(
@@ -195,7 +228,7 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
       const answer = await exchange(method, url, headers, body);
       if (answer.statusCode >= 300 && answer.statusCode < 400 && answer.location) {
         if (hop >= MAX_REDIRECTS) throw new StarRocksError('transient', `${describe}: too many redirects`);
-        url = nextHop(url, answer.location);
+        url = await nextHop(url, answer.location);
         continue;
       }
       return answer;
@@ -286,7 +319,7 @@ export function createStreamLoadClient(options: StreamLoadClientOptions): Stream
     if (!errorUrl) return [];
     let url: URL;
     try {
-      url = nextHop(feBase, errorUrl);
+      url = await nextHop(feBase, errorUrl);
     } catch {
       return [];
     }
@@ -433,6 +466,57 @@ function sleep(ms: number): Promise<void> {
 function isLoopback(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+type AddressScope = 'loopback' | 'private' | 'public' | 'none';
+
+function unbracket(host: string): string {
+  return host.replace(/^\[|\]$/g, '');
+}
+
+function sameHostName(a: string, b: string): boolean {
+  const normal = (host: string) => unbracket(host).toLowerCase().replace(/\.$/, '');
+  return normal(a) === normal(b);
+}
+
+async function addressesOf(host: string): Promise<string[]> {
+  const bare = unbracket(host);
+  if (isIP(bare) !== 0) return [bare];
+  try {
+    return (await lookup(bare, { all: true })).map((entry) => entry.address);
+  } catch {
+    return [];
+  }
+}
+
+/** The widest scope among the addresses: one public address makes the host public. */
+function scopeOf(addresses: readonly string[]): AddressScope {
+  if (addresses.length === 0) return 'none';
+  const scopes = addresses.map(addressScope);
+  if (scopes.includes('public')) return 'public';
+  if (scopes.includes('private')) return 'private';
+  return 'loopback';
+}
+
+function addressScope(address: string): Exclude<AddressScope, 'none'> {
+  const text = address.toLowerCase().replace(/^::ffff:(?=\d+\.)/, '');
+  if (isIP(text) === 4) {
+    const [a = 0, b = 0] = text.split('.').map(Number);
+    if (a === 127) return 'loopback';
+    if (
+      a === 10 ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127)
+    )
+      return 'private';
+    // Everything else, link-local 169.254/16 (cloud metadata) and 0.0.0.0 included, is not a BE's address.
+    return 'public';
+  }
+  if (text === '::1') return 'loopback';
+  // Unique local fc00::/7; link-local fe80::/10 is not a BE's address.
+  if (/^f[cd][0-9a-f]{0,2}:/.test(text)) return 'private';
+  return 'public';
 }
 
 function bracketHost(host: string): string {
