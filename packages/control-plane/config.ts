@@ -17,6 +17,11 @@ export interface FileTlsMaterial {
 export interface ControlPlaneConfig {
   /** SLUICE_LISTEN (default 127.0.0.1:8443); port 0 picks a free port. */
   listen: { host: string; port: number };
+  /**
+   * SLUICE_METRICS_LISTEN (unset: off): a plain-HTTP listener with unauthenticated /metrics and /healthz, for
+   * a scraper without an access token; loopback or a monitoring-only network.
+   */
+  metricsListen?: { host: string; port: number };
   /** SLUICE_DATA_DIR (default ./.sluice): embedded catalog and dev certificates. */
   dataDir: string;
   /** DATABASE_URL, or the embedded catalog under dataDir. */
@@ -95,14 +100,13 @@ function readPemFile(setting: string, file: string): string {
   }
 }
 
-function parseListen(value: string): { host: string; port: number } {
+function parseListen(value: string, setting = 'SLUICE_LISTEN'): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
   if (!match || !host || port > 65535)
-    throw new ConfigError('SLUICE_LISTEN', 'expected host:port or [ipv6]:port with a port 0–65535');
-  if (match[1] && isIP(host) !== 6)
-    throw new ConfigError('SLUICE_LISTEN', 'bracketed host is not an IPv6 address');
+    throw new ConfigError(setting, 'expected host:port or [ipv6]:port with a port 0–65535');
+  if (match[1] && isIP(host) !== 6) throw new ConfigError(setting, 'bracketed host is not an IPv6 address');
   return { host, port };
 }
 
@@ -170,6 +174,9 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
   }
 
   const listen = parseListen(env.SLUICE_LISTEN || '127.0.0.1:8443');
+  const metricsListen = env.SLUICE_METRICS_LISTEN
+    ? parseListen(env.SLUICE_METRICS_LISTEN, 'SLUICE_METRICS_LISTEN')
+    : undefined;
 
   const certFile = env.SLUICE_TLS_CERT;
   const keyFile = env.SLUICE_TLS_KEY;
@@ -278,6 +285,7 @@ export function loadConfig(env: Env = process.env): ControlPlaneConfig {
     firstAdmin: adminUser && adminPassword ? { username: adminUser, password: adminPassword } : undefined,
     logLevel,
     ...(datasourceHosts && { datasourceHosts }),
+    ...(metricsListen && { metricsListen }),
   };
 }
 

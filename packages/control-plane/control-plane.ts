@@ -19,6 +19,7 @@ import { bindLegacyDatasourcePasswords } from './catalog/datasource-secrets.ts';
 import { ensureInternalCa } from './catalog/internal-ca.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import { ensureDevCertificates } from './dev-certificates.ts';
+import { type MetricsServer, startMetricsServer } from './metrics-server.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 export interface StartOptions {
@@ -50,6 +51,8 @@ export interface ControlPlane extends ControlPlaneCore {
   rotateTls(material: { certPem: string; keyPem: string }): void;
   /** Graceful: new calls refused, in-flight calls finish, then the catalog closes. */
   stop(): Promise<void>;
+  /** The port of the unauthenticated metrics listener (SLUICE_METRICS_LISTEN), when it is on. */
+  metricsPort: number | undefined;
   /** Writes the failed-login summary rows counted so far now, not at the end of the window (for tests). */
   flushFailureSummary(): Promise<void>;
 }
@@ -64,6 +67,7 @@ export async function startControlPlane(
   });
   const catalog = await openCatalog(config.catalog, logger);
   let server: RunningServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     const pool = catalog.pool;
     const keyring = config.keyring;
@@ -154,6 +158,15 @@ export async function startControlPlane(
       },
     });
     const running = server;
+    if (config.metricsListen) {
+      metricsServer = await startMetricsServer(
+        config.metricsListen,
+        registry,
+        () => !shutdown.signal.aborted,
+      );
+      logger.info({ host: metricsServer.host, port: metricsServer.port }, 'metrics listening (plain HTTP)');
+    }
+    const metrics = metricsServer;
     const host = running.host.includes(':') ? `[${running.host}]` : running.host;
     return {
       ...core,
@@ -161,6 +174,7 @@ export async function startControlPlane(
       port: running.port,
       url: `https://${host}:${running.port}`,
       trustedCaPem,
+      metricsPort: metrics?.port,
       rotateTls: (material) => running.rotateTls(tlsFor(material)),
       flushFailureSummary: () => failures.flush(),
       async stop() {
@@ -169,11 +183,13 @@ export async function startControlPlane(
           stoppedResolve();
         }
         await running.shutdown();
+        await metrics?.close();
         await failures.close();
         await catalog.close();
       },
     };
   } catch (error) {
+    await metricsServer?.close();
     await server?.shutdown(0);
     await catalog.close();
     throw error;

@@ -12,6 +12,12 @@ export const CONTROL_PLANE_FLAGS: Record<string, FlagSpec> = {
     default: '127.0.0.1:8443',
     description: 'TLS 1.3 listen address; port 0 picks one',
   },
+  'metrics-listen': {
+    type: 'string',
+    value: 'HOST:PORT',
+    env: 'SLUICE_METRICS_LISTEN',
+    description: 'plain-HTTP /metrics and /healthz without a token (off when unset; keep it on loopback)',
+  },
   'data-dir': {
     type: 'string',
     value: 'DIR',
