@@ -10,6 +10,7 @@ const roleNames = new Map<CredentialRole, string>([
   [CredentialRole.SOURCE, 'source'],
   [CredentialRole.SINK, 'sink'],
   [CredentialRole.PII_KEY, 'pii_key'],
+  [CredentialRole.ENVELOPE_KEY_CHALLENGE, 'envelope_key_challenge'],
 ]);
 
 export function credentialRoleName(role: CredentialRole): string {

@@ -301,3 +301,33 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   copy.set(bytes);
   return copy.buffer;
 }
+
+/** Serials compared as OpenSSL prints them: upper-case hex without leading zeros. */
+export function normaliseSerial(serial: string): string {
+  return serial.toUpperCase().replace(/^0+/, '');
+}
+
+/**
+ * The canonical message a worker signs with its TLS client key to rotate its envelope key (see worker.proto):
+ * label, worker id, certificate serial, issue time, new key and challenge, NUL-separated. With an empty
+ * challenge it is also what the control plane MACs to make the challenge.
+ */
+export function envelopeKeyRotationMessage(fields: {
+  workerId: string;
+  serial: string;
+  issuedAtMs: number;
+  newKey: Uint8Array;
+  challenge: Uint8Array;
+}): Buffer {
+  return Buffer.from(
+    [
+      'sluice.envelope-key-rotation.v1',
+      fields.workerId,
+      normaliseSerial(fields.serial),
+      String(fields.issuedAtMs),
+      Buffer.from(fields.newKey).toString('hex'),
+      Buffer.from(fields.challenge).toString('hex'),
+    ].join('\0'),
+    'utf8',
+  );
+}

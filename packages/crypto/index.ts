@@ -6,7 +6,9 @@ export {
   EnvelopeError,
   type EnvelopeErrorCode,
   type EnvelopeKeyPair,
+  envelopeKeyRotationMessage,
   generateEnvelopeKeyPair,
+  normaliseSerial,
   openEnvelope,
   sealEnvelope,
 } from './envelope.ts';

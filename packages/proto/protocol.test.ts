@@ -15,6 +15,7 @@ describe('the sluice.v1 protocol', () => {
   it('defines every worker RPC the design names', () => {
     expect(Object.keys(WorkerService.method).sort()).toEqual(
       [
+        'beginEnvelopeKeyRotation',
         'completeConnectionTest',
         'completeReplicationCleanup',
         'fetchCredentials',
@@ -23,6 +24,7 @@ describe('the sluice.v1 protocol', () => {
         'register',
         'renewCertificate',
         'reportProgress',
+        'rotateEnvelopeKey',
       ].sort(),
     );
     expect(health.Health.typeName).toBe('grpc.health.v1.Health');

@@ -1,14 +1,18 @@
 // The worker agent: registers once, then heartbeats (renewing its leases), long-polls for jobs, runs each
 // under its lease, renews its certificate at half-life, and drains on request. It only ever calls the
 // control plane; nothing dials the worker.
+import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { status } from '@grpc/grpc-js';
 import {
   createWorkerCsr,
   type EnvelopeKeyPair,
+  envelopeKeyRotationMessage,
   generateEnvelopeKeyPair,
+  openEnvelope,
   type Secret,
   scrubSecrets,
+  toEnvelope,
 } from '@sluice/crypto';
 import {
   type ConnectionTest,
@@ -22,7 +26,13 @@ import type { Logger } from 'pino';
 import { type AgentState, AgentStateMachine } from './agent-state.ts';
 import { type ConnectionTester, type ConnectionTestResult, testConnection } from './connection-tester.ts';
 import { type ControlClient, createControlClient, grpcCode } from './control-client.ts';
-import { openDatasourceSecrets, openJobCredentials } from './credentials.ts';
+import {
+  openDatasourceSecrets,
+  openJobCredentials,
+  type Receipt,
+  receivedNow,
+  serverNow,
+} from './credentials.ts';
 import { type JobRun, type JobRunner, type ProgressReport, StaleLeaseError } from './job-runner.ts';
 import { dropReplication } from './replication-cleanup.ts';
 import { type IdentityStore, identityFromRegistration, type WorkerIdentity } from './worker-identity.ts';
@@ -128,9 +138,17 @@ export class WorkerAgent {
     try {
       // The envelope key exists only in this process's memory; a restart makes a new one.
       this.#keys = await generateEnvelopeKeyPair();
-      this.#identity = (await this.#options.identityStore.load()) ?? (await this.#register());
+      const saved = await this.#options.identityStore.load();
+      this.#identity = saved ?? (await this.#register());
       this.#log.info({ workerId: this.#identity.workerId }, 'worker identity ready');
       this.#client = this.#connect(this.#identity);
+      if (saved) {
+        // A restarted process. Renewing first supersedes the saved certificate, so a copy of identity.json
+        // taken before now stops working; then the new envelope key is announced the only way the control
+        // plane accepts: signed with the (new) TLS key, with proof of possession of the envelope key.
+        await this.#renewCertificate();
+        await this.#rotateEnvelopeKey();
+      }
       await this.#heartbeat();
       this.#state.set('running', 'connected to the control plane');
       this.#pollLoop = this.#pullLoop();
@@ -250,13 +268,14 @@ export class WorkerAgent {
     while (this.#live()) {
       await this.#sleep(failures ? backoff(failures) : this.#heartbeatMs);
       if (!this.#live()) return;
+      const identity = this.#identity;
       try {
         await this.#heartbeat();
         if (failures) this.#log.info('heartbeat restored');
         failures = 0;
       } catch (error) {
         failures += 1;
-        if (this.#fatal(error)) return;
+        if (this.#fatal(error, identity)) return;
         this.#log.warn({ code: grpcCode(error), failures }, `heartbeat failed: ${describe(error)}`);
       }
       // A job whose lease could not be renewed in time may already belong to another worker.
@@ -278,19 +297,23 @@ export class WorkerAgent {
         });
         continue;
       }
+      const identity = this.#identity;
       try {
         const response = await this.#client!.pullJob(
           { waitMs, freeSlots: maxJobs - this.#jobs.size },
           { timeoutMs: waitMs + 10_000, signal: this.#pulling.signal },
         );
+        const receipt = receivedNow();
         failures = 0;
         if (response.work.case === 'lease') this.#startJob(response.work.value);
-        else if (response.work.case === 'connectionTest') void this.#runConnectionTest(response.work.value);
-        else if (response.work.case === 'replicationCleanup') void this.#runCleanup(response.work.value);
+        else if (response.work.case === 'connectionTest')
+          void this.#runConnectionTest(response.work.value, receipt);
+        else if (response.work.case === 'replicationCleanup')
+          void this.#runCleanup(response.work.value, receipt);
       } catch (error) {
         if (!this.#live() || this.state !== 'running') return;
         failures += 1;
-        if (this.#fatal(error)) return;
+        if (this.#fatal(error, identity)) return;
         this.#log.warn({ code: grpcCode(error), failures }, `pull failed: ${describe(error)}`);
         await this.#sleep(backoff(failures));
       }
@@ -306,31 +329,72 @@ export class WorkerAgent {
       await this.#sleep(Math.max(1_000, due - Date.now()));
       if (!this.#live()) return;
       try {
-        const { csrPem, keyPem } = await createWorkerCsr();
-        const response = await this.#client!.renewCertificate({ csrPem });
-        const renewed: WorkerIdentity = {
-          ...identity,
-          certPem: response.certificatePem,
-          keyPem,
-          issuerCaPem: response.caCertificatePem || identity.issuerCaPem,
-          issuedAt: new Date(),
-          expiresAt: response.certificateExpiresAt
-            ? new Date(Number(response.certificateExpiresAt.seconds) * 1000)
-            : identity.expiresAt,
-        };
-        await this.#options.identityStore.save(renewed);
-        const previous = this.#client!;
-        this.#identity = renewed;
-        this.#client = this.#connect(renewed);
-        // Calls already in flight finish on the old channel.
-        setTimeout(() => previous.close(), 60_000).unref();
-        this.#log.info({ expiresAt: renewed.expiresAt.toISOString() }, 'client certificate renewed');
+        await this.#renewCertificate();
       } catch (error) {
-        if (this.#fatal(error)) return;
+        if (this.#fatal(error, identity)) return;
         this.#log.warn({ code: grpcCode(error) }, `certificate renewal failed: ${describe(error)}`);
         await this.#sleep(backoff(3));
       }
     }
+  }
+
+  /**
+   * Replaces the client certificate with one for a new TLS key. The control plane refuses the old one from
+   * then on, so the new client is swapped in before anything else (saving the identity) is awaited.
+   */
+  async #renewCertificate(): Promise<void> {
+    const identity = this.#identity!;
+    const { csrPem, keyPem } = await createWorkerCsr();
+    const response = await this.#client!.renewCertificate({ csrPem });
+    const renewed: WorkerIdentity = {
+      ...identity,
+      certPem: response.certificatePem,
+      keyPem,
+      issuerCaPem: response.caCertificatePem || identity.issuerCaPem,
+      issuedAt: new Date(),
+      expiresAt: response.certificateExpiresAt
+        ? new Date(Number(response.certificateExpiresAt.seconds) * 1000)
+        : identity.expiresAt,
+    };
+    const previous = this.#client!;
+    this.#identity = renewed;
+    this.#client = this.#connect(renewed);
+    // Calls already in flight finish on the old channel.
+    setTimeout(() => previous.close(), 60_000).unref();
+    await this.#options.identityStore.save(renewed);
+    this.#log.info({ expiresAt: renewed.expiresAt.toISOString() }, 'client certificate renewed');
+  }
+
+  /** Makes this process's envelope key the worker's: signed by the TLS key, with proof of possession. */
+  async #rotateEnvelopeKey(): Promise<void> {
+    const identity = this.#identity!;
+    const newKey = this.#keys!.publicKey;
+    const begun = await this.#client!.beginEnvelopeKeyRotation({ newEnvelopePublicKey: newKey });
+    if (!begun.challenge || !begun.issuedAt) throw new Error('the control plane sent no rotation challenge');
+    const receipt = receivedNow();
+    const challenge = await openEnvelope(this.#keys!.privateKey, toEnvelope(begun.challenge), {
+      workerId: identity.workerId,
+      jobId: identity.workerId,
+      epoch: 0n,
+      role: 'envelope_key_challenge',
+      now: serverNow({ ...begun.challenge, issuedAt: begun.issuedAt }, receipt),
+    });
+    const issuedAtMs = Number(begun.issuedAt.seconds) * 1000 + Math.floor(begun.issuedAt.nanos / 1_000_000);
+    const message = envelopeKeyRotationMessage({
+      workerId: identity.workerId,
+      serial: new X509Certificate(identity.certPem).serialNumber,
+      issuedAtMs,
+      newKey,
+      challenge,
+    });
+    const signature = sign('sha256', message, createPrivateKey(identity.keyPem));
+    await this.#client!.rotateEnvelopeKey({
+      newEnvelopePublicKey: newKey,
+      issuedAt: begun.issuedAt,
+      challenge,
+      signature,
+    });
+    this.#log.info('envelope key rotated');
   }
 
   #startJob(lease: JobLease): void {
@@ -344,12 +408,17 @@ export class WorkerAgent {
       signal: abort.signal,
       logger,
       credentials: async () => {
-        const response = await this.#client!.fetchCredentials({ jobId, epoch });
-        return openJobCredentials(this.#keys!, response, {
-          workerId: this.#identity!.workerId,
-          jobId,
-          epoch,
-        });
+        const datasourceIds = [lease.spec?.source?.id, lease.spec?.sink?.id].filter(
+          (id): id is string => !!id,
+        );
+        const response = await this.#client!.fetchCredentials({ jobId, epoch, datasourceIds });
+        const receipt = receivedNow();
+        return openJobCredentials(
+          this.#keys!,
+          response,
+          { workerId: this.#identity!.workerId, jobId, epoch },
+          receipt,
+        );
       },
       report: async (progress: ProgressReport) => {
         try {
@@ -385,12 +454,12 @@ export class WorkerAgent {
       });
   }
 
-  async #runConnectionTest(test: ConnectionTest): Promise<void> {
+  async #runConnectionTest(test: ConnectionTest, receipt: Receipt): Promise<void> {
     const { testId } = test;
     const role = test.datasource?.config.case === 'starrocks' ? 'sink' : 'source';
     let result: ConnectionTestResult;
     try {
-      result = await this.#withSealedSecrets(test.credentials, testId, role, (secrets) =>
+      result = await this.#withSealedSecrets(test.credentials, testId, role, receipt, (secrets) =>
         (this.#options.connectionTester ?? testConnection)(test, secrets),
       );
     } catch (error) {
@@ -405,11 +474,11 @@ export class WorkerAgent {
   }
 
   /** Drops a deleted job's slot and publication on its source; a failure is reported and retried later. */
-  async #runCleanup(cleanup: ReplicationCleanup): Promise<void> {
+  async #runCleanup(cleanup: ReplicationCleanup, receipt: Receipt): Promise<void> {
     const { jobId } = cleanup;
     let outcome = { ok: true, message: '' };
     try {
-      await this.#withSealedSecrets(cleanup.credentials, jobId, 'source', (secrets) =>
+      await this.#withSealedSecrets(cleanup.credentials, jobId, 'source', receipt, (secrets) =>
         dropReplication(cleanup, secrets),
       );
       this.#log.info({ jobId }, 'replication slot and publication dropped');
@@ -427,11 +496,12 @@ export class WorkerAgent {
     sealed: SealedEnvelope | undefined,
     id: string,
     role: 'source' | 'sink',
+    receipt: Receipt,
     use: (secrets: DatasourceSecrets) => Promise<T>,
   ): Promise<T> {
     if (!sealed) throw new Error(`the work item ${id} carries no credentials`);
     const holder = { workerId: this.#identity!.workerId, jobId: id, epoch: 0n };
-    const secrets = await openDatasourceSecrets(this.#keys!, sealed, holder, role);
+    const secrets = await openDatasourceSecrets(this.#keys!, sealed, holder, role, receipt);
     try {
       return await secrets.use(use);
     } finally {
@@ -446,10 +516,14 @@ export class WorkerAgent {
     job.run.stop({ drain: false, reason });
   }
 
-  /** Errors no retry can fix end the agent: a revoked or unknown worker. */
-  #fatal(error: unknown): boolean {
+  /**
+   * Errors no retry can fix end the agent: a revoked or unknown worker. A refusal of a call made with a
+   * certificate this agent has renewed since (`usedIdentity`) is only the race with that renewal: retry.
+   */
+  #fatal(error: unknown, usedIdentity?: WorkerIdentity): boolean {
     const code = grpcCode(error);
     if (code !== status.UNAUTHENTICATED && code !== status.PERMISSION_DENIED) return false;
+    if (usedIdentity && usedIdentity !== this.#identity) return false;
     this.#log.error({ code }, `the control plane refused this worker: ${describe(error)}`);
     for (const job of this.#jobs.values()) this.#abortJob(job, 'worker refused by the control plane');
     this.#stopping.abort();

@@ -2,12 +2,14 @@
 // worker's client certificate (verified by TLS against the internal CA, its SPIFFE id looked up on every
 // call so a revocation takes effect at once), leases fenced by epochs, and credentials sealed to the
 // worker's in-memory envelope key. Worker calls audit themselves: the JWT interceptor only passes them on.
-import { randomUUID } from 'node:crypto';
+import { createHmac, hkdfSync, randomUUID, timingSafeEqual, verify, X509Certificate } from 'node:crypto';
 import { create, type JsonValue, toBinary, toJson } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ConnectRouter, HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import {
   type EnvelopeBinding,
+  envelopeKeyRotationMessage,
+  normaliseSerial,
   PkiError,
   sealEnvelope,
   toSealedEnvelope,
@@ -105,7 +107,14 @@ interface WorkerRow {
   id: string;
   state: string;
   envelope_public_key: Buffer | null;
+  cert_serial: string | null;
+  /** The serial of the certificate this call presented (normalised), checked equal to `cert_serial`. */
+  presentedSerial: string;
 }
+
+/** How long an envelope key rotation challenge stays valid, by the control plane's clock. */
+const ROTATION_WINDOW_MS = 60_000;
+const ROTATION_LABEL = 'sluice.envelope-key-rotation.v1';
 
 /** Registers WorkerService on the control plane's router (pass as `extraRoutes`). */
 export function workerRoutes(options: WorkerServiceOptions = {}) {
@@ -127,6 +136,17 @@ export function createWorkerService(
     pullFallbackMs: options.pullFallbackMs ?? 2_000,
   };
   const { pool, logger } = core;
+  // Rotation challenges are MACs, not stored state, so any control plane sharing the catalog (and JWT secret)
+  // can check one another issued.
+  const rotationKey = Buffer.from(
+    hkdfSync('sha256', core.config.jwtSecret, new Uint8Array(0), ROTATION_LABEL, 32),
+  );
+  const rotationChallenge = (workerId: string, serial: string, newKey: Uint8Array, issuedAtMs: number) =>
+    createHmac('sha256', rotationKey)
+      .update(
+        envelopeKeyRotationMessage({ workerId, serial, issuedAtMs, newKey, challenge: new Uint8Array(0) }),
+      )
+      .digest();
   const workSignal = createWorkSignal(pool, logger, core.shutdownSignal);
   const sweep = setInterval(() => {
     markSilentWorkersOffline(pool, settings.leaseTtlMs).catch(() => undefined);
@@ -151,7 +171,10 @@ export function createWorkerService(
   // immediate — the worker's row is read on every call.
   const identities = new Map<string, string>();
 
-  /** The calling worker, from its verified certificate; refused when unknown or revoked. */
+  /**
+   * The calling worker, from its verified certificate; refused when unknown, revoked, or when the certificate
+   * is not the one last issued to it (a superseded certificate, e.g. a copy taken before a renewal).
+   */
   async function authenticate(ctx: HandlerContext): Promise<WorkerRow> {
     const peer = ctx.values.get(peerKey);
     const certificate = peer.peerCertificate;
@@ -170,17 +193,24 @@ export function createWorkerService(
         throw unauthenticated(`client certificate is not a worker identity: ${error.message}`);
       throw error;
     }
-    const result = await pool.query<WorkerRow>(
-      'select id, state, envelope_public_key from workers where id = $1',
+    const result = await pool.query<Omit<WorkerRow, 'presentedSerial'>>(
+      'select id, state, envelope_public_key, cert_serial from workers where id = $1',
       [workerId],
     );
-    const worker = result.rows[0];
-    if (!worker) throw unauthenticated(`worker ${workerId} is not registered`);
-    if (worker.state === 'revoked') {
+    const row = result.rows[0];
+    if (!row) throw unauthenticated(`worker ${workerId} is not registered`);
+    if (row.state === 'revoked') {
       await audit(ctx, 'worker.call', 'denied', { workerId, resourceId: workerId });
       throw permissionDenied(`worker ${workerId} is revoked`);
     }
-    return worker;
+    const presentedSerial = normaliseSerial(certificate.serialNumber ?? '');
+    if (!row.cert_serial || !presentedSerial || normaliseSerial(row.cert_serial) !== presentedSerial) {
+      await audit(ctx, 'worker.superseded_certificate', 'denied', { workerId, resourceId: workerId });
+      throw permissionDenied(
+        `this certificate of worker ${workerId} has been superseded by a newer one: use the current certificate`,
+      );
+    }
+    return { ...row, presentedSerial };
   }
 
   /** One datasource's secrets, sealed to `worker` for (job or test id, epoch, role) until the envelope TTL. */
@@ -189,12 +219,18 @@ export function createWorkerService(
     datasourceId: string,
     bound: { jobId: string; epoch: bigint; role: string },
   ): Promise<SealedEnvelope> {
-    return sealSecrets(envelopeKeyOf(worker), await datasourceSecrets(pool, core, datasourceId), {
-      workerId: worker.id,
-      ...bound,
-      datasourceId,
-      expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
-    });
+    const issuedAt = new Date();
+    return sealSecrets(
+      envelopeKeyOf(worker),
+      await datasourceSecrets(pool, core, datasourceId),
+      {
+        workerId: worker.id,
+        ...bound,
+        datasourceId,
+        expiresAt: new Date(issuedAt.getTime() + settings.envelopeTtlMs),
+      },
+      issuedAt,
+    );
   }
 
   /** A claimed test with the datasource's secrets sealed to the worker, bound to the test id and epoch 0. */
@@ -320,6 +356,14 @@ export function createWorkerService(
       if (envelopeKey && envelopeKey.length !== 32) {
         throw invalidArgument(`envelope_public_key must be 32 bytes (X25519), got ${envelopeKey.length}`);
       }
+      // A heartbeat never changes the envelope key: anyone holding a copy of the worker's certificate and key
+      // could otherwise redirect every later credential to a key of their own. Rotation is signed (below).
+      if (envelopeKey && !worker.envelope_public_key?.equals(Buffer.from(envelopeKey))) {
+        await audit(ctx, 'worker.envelope_key', 'denied', { workerId: worker.id, resourceId: worker.id });
+        throw permissionDenied(
+          'envelope_public_key differs from the registered key: rotate it with BeginEnvelopeKeyRotation and RotateEnvelopeKey',
+        );
+      }
       const held = req.leases.map((lease) => {
         if (!isUuid(lease.jobId))
           throw invalidArgument(`leases: job id ${JSON.stringify(lease.jobId.slice(0, 40))} is not a UUID`);
@@ -328,14 +372,9 @@ export function createWorkerService(
       await pool.query(
         `update workers
             set last_heartbeat_at = now(), agent_state = $2,
-                envelope_public_key = coalesce($3, envelope_public_key),
                 state = case when state = 'offline' then 'active' else state end
           where id = $1`,
-        [
-          worker.id,
-          AGENT_STATES[req.agentState] ?? 'initialized',
-          envelopeKey ? Buffer.from(envelopeKey) : null,
-        ],
+        [worker.id, AGENT_STATES[req.agentState] ?? 'initialized'],
       );
       // A worker announcing a drain must get its open long poll answered now, so it grants nothing more.
       if (req.agentState !== AgentState.RUNNING && req.agentState !== AgentState.INITIALIZED) {
@@ -405,6 +444,76 @@ export function createWorkerService(
       }
     },
 
+    async beginEnvelopeKeyRotation(req, ctx) {
+      const worker = await authenticate(ctx);
+      const newKey = req.newEnvelopePublicKey;
+      if (newKey.length !== 32)
+        throw invalidArgument(`new_envelope_public_key must be 32 bytes (X25519), got ${newKey.length}`);
+      const issuedAt = new Date();
+      const challenge = rotationChallenge(worker.id, worker.presentedSerial, newKey, issuedAt.getTime());
+      try {
+        // Sealed to the new key: only a holder of its private half can answer.
+        const sealed = toSealedEnvelope(
+          await sealEnvelope(newKey, challenge, {
+            workerId: worker.id,
+            jobId: worker.id,
+            epoch: 0n,
+            role: 'envelope_key_challenge',
+            datasourceId: worker.id,
+            expiresAt: new Date(issuedAt.getTime() + ROTATION_WINDOW_MS),
+          }),
+        );
+        return { issuedAt: timestampFromDate(issuedAt), challenge: sealed };
+      } catch (error) {
+        if ((error as Error).name === 'EnvelopeError')
+          throw invalidArgument('new_envelope_public_key is not a usable X25519 key');
+        throw error;
+      } finally {
+        wipe(challenge);
+      }
+    },
+
+    async rotateEnvelopeKey(req, ctx) {
+      const worker = await authenticate(ctx);
+      const ids = { workerId: worker.id, resourceId: worker.id };
+      const newKey = req.newEnvelopePublicKey;
+      if (newKey.length !== 32)
+        throw invalidArgument(`new_envelope_public_key must be 32 bytes (X25519), got ${newKey.length}`);
+      if (!req.issuedAt) throw invalidArgument('issued_at is required');
+      const issuedAtMs = timestampDate(req.issuedAt).getTime();
+      const refuse = async (why: string) => {
+        await audit(ctx, 'worker.envelope_key', 'denied', ids);
+        return permissionDenied(`envelope key rotation refused: ${why}`);
+      };
+      const age = Date.now() - issuedAtMs;
+      if (!(age >= 0 && age <= ROTATION_WINDOW_MS)) throw await refuse('the challenge is stale');
+      const expected = rotationChallenge(worker.id, worker.presentedSerial, newKey, issuedAtMs);
+      if (req.challenge.length !== expected.length || !timingSafeEqual(expected, req.challenge))
+        throw await refuse('the challenge answer is wrong (no proof of possession of the new key)');
+      const raw = ctx.values.get(peerKey).peerCertificate?.raw;
+      let signed = false;
+      try {
+        const message = envelopeKeyRotationMessage({
+          workerId: worker.id,
+          serial: worker.presentedSerial,
+          issuedAtMs,
+          newKey,
+          challenge: req.challenge,
+        });
+        signed = !!raw && verify('sha256', message, new X509Certificate(raw).publicKey, req.signature);
+      } catch {
+        signed = false;
+      }
+      if (!signed) throw await refuse('the signature does not verify with the presented certificate key');
+      await pool.query('update workers set envelope_public_key = $2 where id = $1', [
+        worker.id,
+        Buffer.from(newKey),
+      ]);
+      await audit(ctx, 'worker.envelope_key', 'success', ids);
+      logger.info({ workerId: worker.id }, 'worker envelope key rotated');
+      return {};
+    },
+
     async fetchCredentials(req, ctx) {
       const worker = await authenticate(ctx);
       if (!isUuid(req.jobId)) throw invalidArgument('job_id must be a UUID');
@@ -420,6 +529,14 @@ export function createWorkerService(
         if (!exists.rowCount) throw notFound('job', req.jobId);
         throw failedPrecondition(`job ${req.jobId} is not leased to this worker at epoch ${req.epoch}`);
       }
+      // Only the source and sink of the job held at this epoch: naming any other datasource is refused.
+      const foreign = req.datasourceIds.filter((id) => id !== job.source_id && id !== job.sink_id);
+      if (foreign.length) {
+        await audit(ctx, 'credentials.issue', 'denied', ids);
+        throw permissionDenied(
+          `datasource ${JSON.stringify(foreign[0]?.slice(0, 40))} is not the source or sink of job ${req.jobId} at epoch ${req.epoch}`,
+        );
+      }
       const bound = { jobId: req.jobId, epoch: req.epoch };
       const source = await sealDatasource(worker, job.source_id, { ...bound, role: 'source' });
       const sink = await sealDatasource(worker, job.sink_id, { ...bound, role: 'sink' });
@@ -432,6 +549,7 @@ export function createWorkerService(
           'pii_hmac_key',
           job.pii_hmac_key_ciphertext,
         );
+        const issuedAt = new Date();
         try {
           piiKey = await sealSecrets(
             envelopeKeyOf(worker),
@@ -441,8 +559,9 @@ export function createWorkerService(
               ...bound,
               role: 'pii_key',
               datasourceId: '',
-              expiresAt: new Date(Date.now() + settings.envelopeTtlMs),
+              expiresAt: new Date(issuedAt.getTime() + settings.envelopeTtlMs),
             },
+            issuedAt,
           );
         } finally {
           wipe(key);
@@ -636,10 +755,16 @@ async function sealSecrets(
   publicKey: Uint8Array,
   secrets: DatasourceSecrets,
   binding: EnvelopeBinding,
+  issuedAt: Date,
 ): Promise<SealedEnvelope> {
   const plaintext = toBinary(DatasourceSecretsSchema, secrets);
   try {
-    return toSealedEnvelope(await sealEnvelope(publicKey, plaintext, binding));
+    // issued_at is the control plane's clock at sealing: the worker measures the envelope's age from it with
+    // its own monotonic clock, never its wall clock (see worker.proto, FetchCredentialsResponse).
+    return {
+      ...toSealedEnvelope(await sealEnvelope(publicKey, plaintext, binding)),
+      issuedAt: timestampFromDate(issuedAt),
+    };
   } finally {
     wipe(plaintext);
   }

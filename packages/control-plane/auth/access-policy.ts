@@ -75,6 +75,8 @@ export const ACCESS_POLICY: Readonly<Record<string, MethodRule>> = {
   [`${V1}.WorkerService/Register`]: { access: 'worker' },
   [`${V1}.WorkerService/Heartbeat`]: { access: 'worker' },
   [`${V1}.WorkerService/PullJob`]: { access: 'worker' },
+  [`${V1}.WorkerService/BeginEnvelopeKeyRotation`]: { access: 'worker' },
+  [`${V1}.WorkerService/RotateEnvelopeKey`]: { access: 'worker' },
   [`${V1}.WorkerService/FetchCredentials`]: { access: 'worker' },
   [`${V1}.WorkerService/ReportProgress`]: { access: 'worker' },
   [`${V1}.WorkerService/RenewCertificate`]: { access: 'worker' },

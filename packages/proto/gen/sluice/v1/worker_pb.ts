@@ -42,7 +42,7 @@ import { file_sluice_v1_types } from './types_pb.ts';
 export const file_sluice_v1_worker: GenFile =
   /*@__PURE__*/
   fileDesc(
-    'ChZzbHVpY2UvdjEvd29ya2VyLnByb3RvEglzbHVpY2UudjEi4gEKD1JlZ2lzdGVyUmVxdWVzdBIXCg9ib290c3RyYXBfdG9rZW4YASABKAkSDwoHY3NyX3BlbRgCIAEoCRIbChNlbnZlbG9wZV9wdWJsaWNfa2V5GAMgASgMEhAKCGhvc3RuYW1lGAQgASgJEg8KB3ZlcnNpb24YBSABKAkSNgoGbGFiZWxzGAYgAygLMiYuc2x1aWNlLnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBChBSZWdpc3RlclJlc3BvbnNlEhEKCXdvcmtlcl9pZBgBIAEoCRIXCg9jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSGgoSY2FfY2VydGlmaWNhdGVfcGVtGAMgASgJEjoKFmNlcnRpZmljYXRlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRIUCgxsZWFzZV90dGxfbXMYBiABKA0iKgoJSGVsZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBCKBAQoQSGVhcnRiZWF0UmVxdWVzdBIqCgthZ2VudF9zdGF0ZRgBIAEoDjIVLnNsdWljZS52MS5BZ2VudFN0YXRlEiQKBmxlYXNlcxgCIAMoCzIULnNsdWljZS52MS5IZWxkTGVhc2USGwoTZW52ZWxvcGVfcHVibGljX2tleRgDIAEoDCJiChJTdG9wSm9iSW5zdHJ1Y3Rpb24SDgoGam9iX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEg4KBnJlYXNvbhgDIAEoCRIdChVkcm9wX3JlcGxpY2F0aW9uX3Nsb3QYBCABKAgiIgoQRHJhaW5JbnN0cnVjdGlvbhIOCgZyZWFzb24YASABKAkidgoLSW5zdHJ1Y3Rpb24SMQoIc3RvcF9qb2IYASABKAsyHS5zbHVpY2UudjEuU3RvcEpvYkluc3RydWN0aW9uSAASLAoFZHJhaW4YAiABKAsyGy5zbHVpY2UudjEuRHJhaW5JbnN0cnVjdGlvbkgAQgYKBGtpbmQiXQoMUmVuZXdlZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoRSGVhcnRiZWF0UmVzcG9uc2USKAoHcmVuZXdlZBgBIAMoCzIXLnNsdWljZS52MS5SZW5ld2VkTGVhc2USLAoMaW5zdHJ1Y3Rpb25zGAIgAygLMhYuc2x1aWNlLnYxLkluc3RydWN0aW9uEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgDIAEoDSI1Cg5QdWxsSm9iUmVxdWVzdBIPCgd3YWl0X21zGAEgASgNEhIKCmZyZWVfc2xvdHMYAiABKA0ioAEKB0pvYlNwZWMSGwoDam9iGAEgASgLMg4uc2x1aWNlLnYxLkpvYhIlCgZzb3VyY2UYAiABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZRIjCgRzaW5rGAMgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLAoKY2hlY2twb2ludBgEIAEoCzIYLnNsdWljZS52MS5Kb2JDaGVja3BvaW50InsKCEpvYkxlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgCgRzcGVjGAQgASgLMhIuc2x1aWNlLnYxLkpvYlNwZWMioQEKDkNvbm5lY3Rpb25UZXN0Eg8KB3Rlc3RfaWQYASABKAkSKQoKZGF0YXNvdXJjZRgCIAEoCzIVLnNsdWljZS52MS5EYXRhc291cmNlEi4KC2NyZWRlbnRpYWxzGAMgASgLMhkuc2x1aWNlLnYxLlNlYWxlZEVudmVsb3BlEiMKBnRhYmxlcxgEIAMoCzITLnNsdWljZS52MS5UYWJsZVJlZiKoAQoSUmVwbGljYXRpb25DbGVhbnVwEg4KBmpvYl9pZBgBIAEoCRIlCgZzb3VyY2UYAiABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZRIuCgtjcmVkZW50aWFscxgDIAEoCzIZLnNsdWljZS52MS5TZWFsZWRFbnZlbG9wZRIRCglzbG90X25hbWUYBCABKAkSGAoQcHVibGljYXRpb25fbmFtZRgFIAEoCSKzAQoPUHVsbEpvYlJlc3BvbnNlEiQKBWxlYXNlGAEgASgLMhMuc2x1aWNlLnYxLkpvYkxlYXNlSAASNAoPY29ubmVjdGlvbl90ZXN0GAIgASgLMhkuc2x1aWNlLnYxLkNvbm5lY3Rpb25UZXN0SAASPAoTcmVwbGljYXRpb25fY2xlYW51cBgDIAEoCzIdLnNsdWljZS52MS5SZXBsaWNhdGlvbkNsZWFudXBIAEIGCgR3b3JrIjgKF0ZldGNoQ3JlZGVudGlhbHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBCKaAQoYRmV0Y2hDcmVkZW50aWFsc1Jlc3BvbnNlEikKBnNvdXJjZRgBIAEoCzIZLnNsdWljZS52MS5TZWFsZWRFbnZlbG9wZRInCgRzaW5rGAIgASgLMhkuc2x1aWNlLnYxLlNlYWxlZEVudmVsb3BlEioKB3BpaV9rZXkYAyABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUi0wIKFVJlcG9ydFByb2dyZXNzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSIgoFcGhhc2UYAyABKA4yEy5zbHVpY2UudjEuSm9iUGhhc2USLAoKY2hlY2twb2ludBgEIAEoCzIYLnNsdWljZS52MS5Kb2JDaGVja3BvaW50EigKBnRhYmxlcxgFIAMoCzIYLnNsdWljZS52MS5UYWJsZVByb2dyZXNzEhEKCWxhZ19ieXRlcxgGIAEoBBITCgtsYWdfc2Vjb25kcxgHIAEoARIXCg9yb3dzX3Blcl9zZWNvbmQYCCABKAESGAoQYnl0ZXNfcGVyX3NlY29uZBgJIAEoARIiCgVlcnJvchgKIAEoCzITLnNsdWljZS52MS5Kb2JFcnJvchIOCgZmYWlsZWQYCyABKAgSEAoIcmVsZWFzZWQYDCABKAgiRAoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRIqCg1kZXNpcmVkX3N0YXRlGAEgASgOMhMuc2x1aWNlLnYxLkpvYlN0YXRlIioKF1JlbmV3Q2VydGlmaWNhdGVSZXF1ZXN0Eg8KB2Nzcl9wZW0YASABKAkiiwEKGFJlbmV3Q2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSGgoSY2FfY2VydGlmaWNhdGVfcGVtGAIgASgJEjoKFmNlcnRpZmljYXRlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInkKHUNvbXBsZXRlQ29ubmVjdGlvblRlc3RSZXF1ZXN0Eg8KB3Rlc3RfaWQYASABKAkSCgoCb2sYAiABKAgSDwoHbWVzc2FnZRgDIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgEIAEoCRISCgpsYXRlbmN5X21zGAUgASgNIiAKHkNvbXBsZXRlQ29ubmVjdGlvblRlc3RSZXNwb25zZSJQCiFDb21wbGV0ZVJlcGxpY2F0aW9uQ2xlYW51cFJlcXVlc3QSDgoGam9iX2lkGAEgASgJEgoKAm9rGAIgASgIEg8KB21lc3NhZ2UYAyABKAkiJAoiQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXBSZXNwb25zZTLZBQoNV29ya2VyU2VydmljZRJDCghSZWdpc3RlchIaLnNsdWljZS52MS5SZWdpc3RlclJlcXVlc3QaGy5zbHVpY2UudjEuUmVnaXN0ZXJSZXNwb25zZRJGCglIZWFydGJlYXQSGy5zbHVpY2UudjEuSGVhcnRiZWF0UmVxdWVzdBocLnNsdWljZS52MS5IZWFydGJlYXRSZXNwb25zZRJACgdQdWxsSm9iEhkuc2x1aWNlLnYxLlB1bGxKb2JSZXF1ZXN0Ghouc2x1aWNlLnYxLlB1bGxKb2JSZXNwb25zZRJbChBGZXRjaENyZWRlbnRpYWxzEiIuc2x1aWNlLnYxLkZldGNoQ3JlZGVudGlhbHNSZXF1ZXN0GiMuc2x1aWNlLnYxLkZldGNoQ3JlZGVudGlhbHNSZXNwb25zZRJVCg5SZXBvcnRQcm9ncmVzcxIgLnNsdWljZS52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIS5zbHVpY2UudjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRJbChBSZW5ld0NlcnRpZmljYXRlEiIuc2x1aWNlLnYxLlJlbmV3Q2VydGlmaWNhdGVSZXF1ZXN0GiMuc2x1aWNlLnYxLlJlbmV3Q2VydGlmaWNhdGVSZXNwb25zZRJtChZDb21wbGV0ZUNvbm5lY3Rpb25UZXN0Eiguc2x1aWNlLnYxLkNvbXBsZXRlQ29ubmVjdGlvblRlc3RSZXF1ZXN0Gikuc2x1aWNlLnYxLkNvbXBsZXRlQ29ubmVjdGlvblRlc3RSZXNwb25zZRJ5ChpDb21wbGV0ZVJlcGxpY2F0aW9uQ2xlYW51cBIsLnNsdWljZS52MS5Db21wbGV0ZVJlcGxpY2F0aW9uQ2xlYW51cFJlcXVlc3QaLS5zbHVpY2UudjEuQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXBSZXNwb25zZWIGcHJvdG8z',
+    'ChZzbHVpY2UvdjEvd29ya2VyLnByb3RvEglzbHVpY2UudjEi4gEKD1JlZ2lzdGVyUmVxdWVzdBIXCg9ib290c3RyYXBfdG9rZW4YASABKAkSDwoHY3NyX3BlbRgCIAEoCRIbChNlbnZlbG9wZV9wdWJsaWNfa2V5GAMgASgMEhAKCGhvc3RuYW1lGAQgASgJEg8KB3ZlcnNpb24YBSABKAkSNgoGbGFiZWxzGAYgAygLMiYuc2x1aWNlLnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBChBSZWdpc3RlclJlc3BvbnNlEhEKCXdvcmtlcl9pZBgBIAEoCRIXCg9jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSGgoSY2FfY2VydGlmaWNhdGVfcGVtGAMgASgJEjoKFmNlcnRpZmljYXRlX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRIUCgxsZWFzZV90dGxfbXMYBiABKA0iKgoJSGVsZExlYXNlEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBCKBAQoQSGVhcnRiZWF0UmVxdWVzdBIqCgthZ2VudF9zdGF0ZRgBIAEoDjIVLnNsdWljZS52MS5BZ2VudFN0YXRlEiQKBmxlYXNlcxgCIAMoCzIULnNsdWljZS52MS5IZWxkTGVhc2USGwoTZW52ZWxvcGVfcHVibGljX2tleRgDIAEoDCJCCh9CZWdpbkVudmVsb3BlS2V5Um90YXRpb25SZXF1ZXN0Eh8KF25ld19lbnZlbG9wZV9wdWJsaWNfa2V5GAEgASgMIn8KIEJlZ2luRW52ZWxvcGVLZXlSb3RhdGlvblJlc3BvbnNlEi0KCWlzc3VlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoJY2hhbGxlbmdlGAIgASgLMhkuc2x1aWNlLnYxLlNlYWxlZEVudmVsb3BlIpABChhSb3RhdGVFbnZlbG9wZUtleVJlcXVlc3QSHwoXbmV3X2VudmVsb3BlX3B1YmxpY19rZXkYASABKAwSLQoJaXNzdWVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgljaGFsbGVuZ2UYAyABKAwSEQoJc2lnbmF0dXJlGAQgASgMIhsKGVJvdGF0ZUVudmVsb3BlS2V5UmVzcG9uc2UiYgoSU3RvcEpvYkluc3RydWN0aW9uEg4KBmpvYl9pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIOCgZyZWFzb24YAyABKAkSHQoVZHJvcF9yZXBsaWNhdGlvbl9zbG90GAQgASgIIiIKEERyYWluSW5zdHJ1Y3Rpb24SDgoGcmVhc29uGAEgASgJInYKC0luc3RydWN0aW9uEjEKCHN0b3Bfam9iGAEgASgLMh0uc2x1aWNlLnYxLlN0b3BKb2JJbnN0cnVjdGlvbkgAEiwKBWRyYWluGAIgASgLMhsuc2x1aWNlLnYxLkRyYWluSW5zdHJ1Y3Rpb25IAEIGCgRraW5kIl0KDFJlbmV3ZWRMZWFzZRIOCgZqb2JfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiigEKEUhlYXJ0YmVhdFJlc3BvbnNlEigKB3JlbmV3ZWQYASADKAsyFy5zbHVpY2UudjEuUmVuZXdlZExlYXNlEiwKDGluc3RydWN0aW9ucxgCIAMoCzIWLnNsdWljZS52MS5JbnN0cnVjdGlvbhIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAyABKA0iNQoOUHVsbEpvYlJlcXVlc3QSDwoHd2FpdF9tcxgBIAEoDRISCgpmcmVlX3Nsb3RzGAIgASgNIqABCgdKb2JTcGVjEhsKA2pvYhgBIAEoCzIOLnNsdWljZS52MS5Kb2ISJQoGc291cmNlGAIgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USIwoEc2luaxgDIAEoCzIVLnNsdWljZS52MS5EYXRhc291cmNlEiwKCmNoZWNrcG9pbnQYBCABKAsyGC5zbHVpY2UudjEuSm9iQ2hlY2twb2ludCJ7CghKb2JMZWFzZRIOCgZqb2JfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIAoEc3BlYxgEIAEoCzISLnNsdWljZS52MS5Kb2JTcGVjIqEBCg5Db25uZWN0aW9uVGVzdBIPCgd0ZXN0X2lkGAEgASgJEikKCmRhdGFzb3VyY2UYAiABKAsyFS5zbHVpY2UudjEuRGF0YXNvdXJjZRIuCgtjcmVkZW50aWFscxgDIAEoCzIZLnNsdWljZS52MS5TZWFsZWRFbnZlbG9wZRIjCgZ0YWJsZXMYBCADKAsyEy5zbHVpY2UudjEuVGFibGVSZWYiqAEKElJlcGxpY2F0aW9uQ2xlYW51cBIOCgZqb2JfaWQYASABKAkSJQoGc291cmNlGAIgASgLMhUuc2x1aWNlLnYxLkRhdGFzb3VyY2USLgoLY3JlZGVudGlhbHMYAyABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUSEQoJc2xvdF9uYW1lGAQgASgJEhgKEHB1YmxpY2F0aW9uX25hbWUYBSABKAkiswEKD1B1bGxKb2JSZXNwb25zZRIkCgVsZWFzZRgBIAEoCzITLnNsdWljZS52MS5Kb2JMZWFzZUgAEjQKD2Nvbm5lY3Rpb25fdGVzdBgCIAEoCzIZLnNsdWljZS52MS5Db25uZWN0aW9uVGVzdEgAEjwKE3JlcGxpY2F0aW9uX2NsZWFudXAYAyABKAsyHS5zbHVpY2UudjEuUmVwbGljYXRpb25DbGVhbnVwSABCBgoEd29yayJQChdGZXRjaENyZWRlbnRpYWxzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSFgoOZGF0YXNvdXJjZV9pZHMYAyADKAkimgEKGEZldGNoQ3JlZGVudGlhbHNSZXNwb25zZRIpCgZzb3VyY2UYASABKAsyGS5zbHVpY2UudjEuU2VhbGVkRW52ZWxvcGUSJwoEc2luaxgCIAEoCzIZLnNsdWljZS52MS5TZWFsZWRFbnZlbG9wZRIqCgdwaWlfa2V5GAMgASgLMhkuc2x1aWNlLnYxLlNlYWxlZEVudmVsb3BlItMCChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEiIKBXBoYXNlGAMgASgOMhMuc2x1aWNlLnYxLkpvYlBoYXNlEiwKCmNoZWNrcG9pbnQYBCABKAsyGC5zbHVpY2UudjEuSm9iQ2hlY2twb2ludBIoCgZ0YWJsZXMYBSADKAsyGC5zbHVpY2UudjEuVGFibGVQcm9ncmVzcxIRCglsYWdfYnl0ZXMYBiABKAQSEwoLbGFnX3NlY29uZHMYByABKAESFwoPcm93c19wZXJfc2Vjb25kGAggASgBEhgKEGJ5dGVzX3Blcl9zZWNvbmQYCSABKAESIgoFZXJyb3IYCiABKAsyEy5zbHVpY2UudjEuSm9iRXJyb3ISDgoGZmFpbGVkGAsgASgIEhAKCHJlbGVhc2VkGAwgASgIIkQKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USKgoNZGVzaXJlZF9zdGF0ZRgBIAEoDjITLnNsdWljZS52MS5Kb2JTdGF0ZSIqChdSZW5ld0NlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJIosBChhSZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USFwoPY2VydGlmaWNhdGVfcGVtGAEgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgCIAEoCRI6ChZjZXJ0aWZpY2F0ZV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5Ch1Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVxdWVzdBIPCgd0ZXN0X2lkGAEgASgJEgoKAm9rGAIgASgIEg8KB21lc3NhZ2UYAyABKAkSFgoOc2VydmVyX3ZlcnNpb24YBCABKAkSEgoKbGF0ZW5jeV9tcxgFIAEoDSIgCh5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVzcG9uc2UiUAohQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXBSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIKCgJvaxgCIAEoCBIPCgdtZXNzYWdlGAMgASgJIiQKIkNvbXBsZXRlUmVwbGljYXRpb25DbGVhbnVwUmVzcG9uc2UyrgcKDVdvcmtlclNlcnZpY2USQwoIUmVnaXN0ZXISGi5zbHVpY2UudjEuUmVnaXN0ZXJSZXF1ZXN0Ghsuc2x1aWNlLnYxLlJlZ2lzdGVyUmVzcG9uc2USRgoJSGVhcnRiZWF0Ehsuc2x1aWNlLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHC5zbHVpY2UudjEuSGVhcnRiZWF0UmVzcG9uc2USQAoHUHVsbEpvYhIZLnNsdWljZS52MS5QdWxsSm9iUmVxdWVzdBoaLnNsdWljZS52MS5QdWxsSm9iUmVzcG9uc2UScwoYQmVnaW5FbnZlbG9wZUtleVJvdGF0aW9uEiouc2x1aWNlLnYxLkJlZ2luRW52ZWxvcGVLZXlSb3RhdGlvblJlcXVlc3QaKy5zbHVpY2UudjEuQmVnaW5FbnZlbG9wZUtleVJvdGF0aW9uUmVzcG9uc2USXgoRUm90YXRlRW52ZWxvcGVLZXkSIy5zbHVpY2UudjEuUm90YXRlRW52ZWxvcGVLZXlSZXF1ZXN0GiQuc2x1aWNlLnYxLlJvdGF0ZUVudmVsb3BlS2V5UmVzcG9uc2USWwoQRmV0Y2hDcmVkZW50aWFscxIiLnNsdWljZS52MS5GZXRjaENyZWRlbnRpYWxzUmVxdWVzdBojLnNsdWljZS52MS5GZXRjaENyZWRlbnRpYWxzUmVzcG9uc2USVQoOUmVwb3J0UHJvZ3Jlc3MSIC5zbHVpY2UudjEuUmVwb3J0UHJvZ3Jlc3NSZXF1ZXN0GiEuc2x1aWNlLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2USWwoQUmVuZXdDZXJ0aWZpY2F0ZRIiLnNsdWljZS52MS5SZW5ld0NlcnRpZmljYXRlUmVxdWVzdBojLnNsdWljZS52MS5SZW5ld0NlcnRpZmljYXRlUmVzcG9uc2USbQoWQ29tcGxldGVDb25uZWN0aW9uVGVzdBIoLnNsdWljZS52MS5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVxdWVzdBopLnNsdWljZS52MS5Db21wbGV0ZUNvbm5lY3Rpb25UZXN0UmVzcG9uc2USeQoaQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXASLC5zbHVpY2UudjEuQ29tcGxldGVSZXBsaWNhdGlvbkNsZWFudXBSZXF1ZXN0Gi0uc2x1aWNlLnYxLkNvbXBsZXRlUmVwbGljYXRpb25DbGVhbnVwUmVzcG9uc2ViBnByb3RvMw',
     [file_google_protobuf_timestamp, file_sluice_v1_types],
   );
 
@@ -329,7 +329,9 @@ export type HeartbeatRequest = Message<'sluice.v1.HeartbeatRequest'> & {
   leases: HeldLease[];
 
   /**
-   * The worker's current envelope public key, sent after a reconnect so the control plane seals to it.
+   * The envelope public key the worker seals to. It must be the key recorded for this worker (by `Register`
+   * or `RotateEnvelopeKey`): a heartbeat cannot change it, and one naming another key is refused with
+   * `PERMISSION_DENIED` (audited as `worker.envelope_key` denied). Empty: not checked.
    *
    * @generated from field: bytes envelope_public_key = 3;
    */
@@ -357,7 +359,9 @@ export type HeartbeatRequestJson = {
   leases?: HeldLeaseJson[];
 
   /**
-   * The worker's current envelope public key, sent after a reconnect so the control plane seals to it.
+   * The envelope public key the worker seals to. It must be the key recorded for this worker (by `Register`
+   * or `RotateEnvelopeKey`): a heartbeat cannot change it, and one naming another key is refused with
+   * `PERMISSION_DENIED` (audited as `worker.envelope_key` denied). Empty: not checked.
    *
    * @generated from field: bytes envelope_public_key = 3;
    */
@@ -371,6 +375,198 @@ export type HeartbeatRequestJson = {
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest, { jsonType: HeartbeatRequestJson }> =
   /*@__PURE__*/
   messageDesc(file_sluice_v1_worker, 3);
+
+/**
+ * Step 1 of an envelope key rotation.
+ *
+ * @generated from message sluice.v1.BeginEnvelopeKeyRotationRequest
+ */
+export type BeginEnvelopeKeyRotationRequest = Message<'sluice.v1.BeginEnvelopeKeyRotationRequest'> & {
+  /**
+   * The new X25519 public key (32 bytes).
+   *
+   * @generated from field: bytes new_envelope_public_key = 1;
+   */
+  newEnvelopePublicKey: Uint8Array;
+};
+
+/**
+ * Step 1 of an envelope key rotation.
+ *
+ * @generated from message sluice.v1.BeginEnvelopeKeyRotationRequest
+ */
+export type BeginEnvelopeKeyRotationRequestJson = {
+  /**
+   * The new X25519 public key (32 bytes).
+   *
+   * @generated from field: bytes new_envelope_public_key = 1;
+   */
+  newEnvelopePublicKey?: string;
+};
+
+/**
+ * Describes the message sluice.v1.BeginEnvelopeKeyRotationRequest.
+ * Use `create(BeginEnvelopeKeyRotationRequestSchema)` to create a new message.
+ */
+export const BeginEnvelopeKeyRotationRequestSchema: GenMessage<
+  BeginEnvelopeKeyRotationRequest,
+  { jsonType: BeginEnvelopeKeyRotationRequestJson }
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 4);
+
+/**
+ * The challenge the worker must open with the new key.
+ *
+ * @generated from message sluice.v1.BeginEnvelopeKeyRotationResponse
+ */
+export type BeginEnvelopeKeyRotationResponse = Message<'sluice.v1.BeginEnvelopeKeyRotationResponse'> & {
+  /**
+   * The control plane's time of issue; echoed in `RotateEnvelopeKeyRequest`, valid for 60 s.
+   *
+   * @generated from field: google.protobuf.Timestamp issued_at = 1;
+   */
+  issuedAt?: Timestamp | undefined;
+
+  /**
+   * 32 random-looking bytes sealed to the new key, bound to this worker, job and datasource id = worker id, epoch 0, role
+   * `envelope_key_challenge`.
+   *
+   * @generated from field: sluice.v1.SealedEnvelope challenge = 2;
+   */
+  challenge?: SealedEnvelope | undefined;
+};
+
+/**
+ * The challenge the worker must open with the new key.
+ *
+ * @generated from message sluice.v1.BeginEnvelopeKeyRotationResponse
+ */
+export type BeginEnvelopeKeyRotationResponseJson = {
+  /**
+   * The control plane's time of issue; echoed in `RotateEnvelopeKeyRequest`, valid for 60 s.
+   *
+   * @generated from field: google.protobuf.Timestamp issued_at = 1;
+   */
+  issuedAt?: TimestampJson;
+
+  /**
+   * 32 random-looking bytes sealed to the new key, bound to this worker, job and datasource id = worker id, epoch 0, role
+   * `envelope_key_challenge`.
+   *
+   * @generated from field: sluice.v1.SealedEnvelope challenge = 2;
+   */
+  challenge?: SealedEnvelopeJson;
+};
+
+/**
+ * Describes the message sluice.v1.BeginEnvelopeKeyRotationResponse.
+ * Use `create(BeginEnvelopeKeyRotationResponseSchema)` to create a new message.
+ */
+export const BeginEnvelopeKeyRotationResponseSchema: GenMessage<
+  BeginEnvelopeKeyRotationResponse,
+  { jsonType: BeginEnvelopeKeyRotationResponseJson }
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 5);
+
+/**
+ * Step 2 of an envelope key rotation.
+ *
+ * @generated from message sluice.v1.RotateEnvelopeKeyRequest
+ */
+export type RotateEnvelopeKeyRequest = Message<'sluice.v1.RotateEnvelopeKeyRequest'> & {
+  /**
+   * The same new key as in step 1.
+   *
+   * @generated from field: bytes new_envelope_public_key = 1;
+   */
+  newEnvelopePublicKey: Uint8Array;
+
+  /**
+   * `issued_at` from step 1.
+   *
+   * @generated from field: google.protobuf.Timestamp issued_at = 2;
+   */
+  issuedAt?: Timestamp | undefined;
+
+  /**
+   * The opened challenge (32 bytes): proof of possession of the new private key.
+   *
+   * @generated from field: bytes challenge = 3;
+   */
+  challenge: Uint8Array;
+
+  /**
+   * Signature over the canonical rotation message (file comment) with the TLS client certificate's key.
+   *
+   * @generated from field: bytes signature = 4;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Step 2 of an envelope key rotation.
+ *
+ * @generated from message sluice.v1.RotateEnvelopeKeyRequest
+ */
+export type RotateEnvelopeKeyRequestJson = {
+  /**
+   * The same new key as in step 1.
+   *
+   * @generated from field: bytes new_envelope_public_key = 1;
+   */
+  newEnvelopePublicKey?: string;
+
+  /**
+   * `issued_at` from step 1.
+   *
+   * @generated from field: google.protobuf.Timestamp issued_at = 2;
+   */
+  issuedAt?: TimestampJson;
+
+  /**
+   * The opened challenge (32 bytes): proof of possession of the new private key.
+   *
+   * @generated from field: bytes challenge = 3;
+   */
+  challenge?: string;
+
+  /**
+   * Signature over the canonical rotation message (file comment) with the TLS client certificate's key.
+   *
+   * @generated from field: bytes signature = 4;
+   */
+  signature?: string;
+};
+
+/**
+ * Describes the message sluice.v1.RotateEnvelopeKeyRequest.
+ * Use `create(RotateEnvelopeKeyRequestSchema)` to create a new message.
+ */
+export const RotateEnvelopeKeyRequestSchema: GenMessage<
+  RotateEnvelopeKeyRequest,
+  { jsonType: RotateEnvelopeKeyRequestJson }
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 6);
+
+/**
+ * The key is rotated; later envelopes are sealed to it.
+ *
+ * @generated from message sluice.v1.RotateEnvelopeKeyResponse
+ */
+export type RotateEnvelopeKeyResponse = Message<'sluice.v1.RotateEnvelopeKeyResponse'> & {};
+
+/**
+ * The key is rotated; later envelopes are sealed to it.
+ *
+ * @generated from message sluice.v1.RotateEnvelopeKeyResponse
+ */
+export type RotateEnvelopeKeyResponseJson = {};
+
+/**
+ * Describes the message sluice.v1.RotateEnvelopeKeyResponse.
+ * Use `create(RotateEnvelopeKeyResponseSchema)` to create a new message.
+ */
+export const RotateEnvelopeKeyResponseSchema: GenMessage<
+  RotateEnvelopeKeyResponse,
+  { jsonType: RotateEnvelopeKeyResponseJson }
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 7);
 
 /**
  * Tells the worker to stop one job now (lease lost, paused, stopped or deleted).
@@ -448,7 +644,7 @@ export type StopJobInstructionJson = {
  */
 export const StopJobInstructionSchema: GenMessage<StopJobInstruction, { jsonType: StopJobInstructionJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 4);
+  messageDesc(file_sluice_v1_worker, 8);
 
 /**
  * Tells the worker to finish in-flight batches, release its leases and take no new work.
@@ -484,7 +680,7 @@ export type DrainInstructionJson = {
  */
 export const DrainInstructionSchema: GenMessage<DrainInstruction, { jsonType: DrainInstructionJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 5);
+  messageDesc(file_sluice_v1_worker, 9);
 
 /**
  * Something the control plane wants the worker to do.
@@ -546,7 +742,7 @@ export type InstructionJson = {
  */
 export const InstructionSchema: GenMessage<Instruction, { jsonType: InstructionJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 6);
+  messageDesc(file_sluice_v1_worker, 10);
 
 /**
  * A renewed lease.
@@ -610,7 +806,7 @@ export type RenewedLeaseJson = {
  */
 export const RenewedLeaseSchema: GenMessage<RenewedLease, { jsonType: RenewedLeaseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 7);
+  messageDesc(file_sluice_v1_worker, 11);
 
 /**
  * Heartbeat answer.
@@ -674,7 +870,7 @@ export type HeartbeatResponseJson = {
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse, { jsonType: HeartbeatResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 8);
+  messageDesc(file_sluice_v1_worker, 12);
 
 /**
  * Ask for work.
@@ -724,7 +920,7 @@ export type PullJobRequestJson = {
  */
 export const PullJobRequestSchema: GenMessage<PullJobRequest, { jsonType: PullJobRequestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 9);
+  messageDesc(file_sluice_v1_worker, 13);
 
 /**
  * Everything a worker needs to run a job, except its secrets.
@@ -802,7 +998,7 @@ export type JobSpecJson = {
  */
 export const JobSpecSchema: GenMessage<JobSpec, { jsonType: JobSpecJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 10);
+  messageDesc(file_sluice_v1_worker, 14);
 
 /**
  * A job granted to one worker.
@@ -880,7 +1076,7 @@ export type JobLeaseJson = {
  */
 export const JobLeaseSchema: GenMessage<JobLease, { jsonType: JobLeaseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 11);
+  messageDesc(file_sluice_v1_worker, 15);
 
 /**
  * A request to test that a datasource is reachable with its stored credentials.
@@ -960,7 +1156,7 @@ export type ConnectionTestJson = {
  */
 export const ConnectionTestSchema: GenMessage<ConnectionTest, { jsonType: ConnectionTestJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 12);
+  messageDesc(file_sluice_v1_worker, 16);
 
 /**
  * A deleted job's replication slot and publication to drop on its source.
@@ -1052,7 +1248,7 @@ export type ReplicationCleanupJson = {
  */
 export const ReplicationCleanupSchema: GenMessage<ReplicationCleanup, { jsonType: ReplicationCleanupJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 13);
+  messageDesc(file_sluice_v1_worker, 17);
 
 /**
  * Work for the worker, or nothing.
@@ -1130,7 +1326,7 @@ export type PullJobResponseJson = {
  */
 export const PullJobResponseSchema: GenMessage<PullJobResponse, { jsonType: PullJobResponseJson }> =
   /*@__PURE__*/
-  messageDesc(file_sluice_v1_worker, 14);
+  messageDesc(file_sluice_v1_worker, 18);
 
 /**
  * Ask for a job's secrets.
@@ -1151,6 +1347,15 @@ export type FetchCredentialsRequest = Message<'sluice.v1.FetchCredentialsRequest
    * @generated from field: uint64 epoch = 2;
    */
   epoch: bigint;
+
+  /**
+   * The datasources the worker's lease names (its spec's source and sink ids). Each must be the held job's
+   * source or sink at this epoch, otherwise the call is refused with `PERMISSION_DENIED` (audited).
+   * Empty: the job's source and sink.
+   *
+   * @generated from field: repeated string datasource_ids = 3;
+   */
+  datasourceIds: string[];
 };
 
 /**
@@ -1172,6 +1377,15 @@ export type FetchCredentialsRequestJson = {
    * @generated from field: uint64 epoch = 2;
    */
   epoch?: string;
+
+  /**
+   * The datasources the worker's lease names (its spec's source and sink ids). Each must be the held job's
+   * source or sink at this epoch, otherwise the call is refused with `PERMISSION_DENIED` (audited).
+   * Empty: the job's source and sink.
+   *
+   * @generated from field: repeated string datasource_ids = 3;
+   */
+  datasourceIds?: string[];
 };
 
 /**
@@ -1181,10 +1395,13 @@ export type FetchCredentialsRequestJson = {
 export const FetchCredentialsRequestSchema: GenMessage<
   FetchCredentialsRequest,
   { jsonType: FetchCredentialsRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 15);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 19);
 
 /**
- * A job's secrets, each sealed to the calling worker.
+ * A job's secrets, each sealed to the calling worker. Expiry does not trust the worker's wall clock: each
+ * envelope carries the control plane's `issued_at` next to its sealed `expires_at`, and the worker treats the
+ * server's time as issued_at + (its monotonic clock now - its monotonic clock on receipt), refusing an
+ * envelope whose expiry that passes.
  *
  * @generated from message sluice.v1.FetchCredentialsResponse
  */
@@ -1212,7 +1429,10 @@ export type FetchCredentialsResponse = Message<'sluice.v1.FetchCredentialsRespon
 };
 
 /**
- * A job's secrets, each sealed to the calling worker.
+ * A job's secrets, each sealed to the calling worker. Expiry does not trust the worker's wall clock: each
+ * envelope carries the control plane's `issued_at` next to its sealed `expires_at`, and the worker treats the
+ * server's time as issued_at + (its monotonic clock now - its monotonic clock on receipt), refusing an
+ * envelope whose expiry that passes.
  *
  * @generated from message sluice.v1.FetchCredentialsResponse
  */
@@ -1246,7 +1466,7 @@ export type FetchCredentialsResponseJson = {
 export const FetchCredentialsResponseSchema: GenMessage<
   FetchCredentialsResponse,
   { jsonType: FetchCredentialsResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 16);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 20);
 
 /**
  * Progress of a job under a lease.
@@ -1437,7 +1657,7 @@ export type ReportProgressRequestJson = {
 export const ReportProgressRequestSchema: GenMessage<
   ReportProgressRequest,
   { jsonType: ReportProgressRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 17);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 21);
 
 /**
  * Progress answer.
@@ -1474,7 +1694,7 @@ export type ReportProgressResponseJson = {
 export const ReportProgressResponseSchema: GenMessage<
   ReportProgressResponse,
   { jsonType: ReportProgressResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 18);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 22);
 
 /**
  * Renew the client certificate.
@@ -1511,7 +1731,7 @@ export type RenewCertificateRequestJson = {
 export const RenewCertificateRequestSchema: GenMessage<
   RenewCertificateRequest,
   { jsonType: RenewCertificateRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 19);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 23);
 
 /**
  * The renewed certificate.
@@ -1576,7 +1796,7 @@ export type RenewCertificateResponseJson = {
 export const RenewCertificateResponseSchema: GenMessage<
   RenewCertificateResponse,
   { jsonType: RenewCertificateResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 20);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 24);
 
 /**
  * Outcome of a connection test.
@@ -1669,7 +1889,7 @@ export type CompleteConnectionTestRequestJson = {
 export const CompleteConnectionTestRequestSchema: GenMessage<
   CompleteConnectionTestRequest,
   { jsonType: CompleteConnectionTestRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 21);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 25);
 
 /**
  * Acknowledges a connection test result.
@@ -1692,7 +1912,7 @@ export type CompleteConnectionTestResponseJson = {};
 export const CompleteConnectionTestResponseSchema: GenMessage<
   CompleteConnectionTestResponse,
   { jsonType: CompleteConnectionTestResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 22);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 26);
 
 /**
  * Outcome of a replication cleanup.
@@ -1757,7 +1977,7 @@ export type CompleteReplicationCleanupRequestJson = {
 export const CompleteReplicationCleanupRequestSchema: GenMessage<
   CompleteReplicationCleanupRequest,
   { jsonType: CompleteReplicationCleanupRequestJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 23);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 27);
 
 /**
  * Acknowledges a replication cleanup result.
@@ -1780,7 +2000,7 @@ export type CompleteReplicationCleanupResponseJson = {};
 export const CompleteReplicationCleanupResponseSchema: GenMessage<
   CompleteReplicationCleanupResponse,
   { jsonType: CompleteReplicationCleanupResponseJson }
-> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 24);
+> = /*@__PURE__*/ messageDesc(file_sluice_v1_worker, 28);
 
 /**
  * Worker-facing service, served over gRPC on the control plane's TLS 1.3 port.
@@ -1817,6 +2037,26 @@ export const WorkerService: GenService<{
     methodKind: 'unary';
     input: typeof PullJobRequestSchema;
     output: typeof PullJobResponseSchema;
+  };
+  /**
+   * Starts an envelope key rotation: returns a challenge sealed to the new key (see the file comment).
+   *
+   * @generated from rpc sluice.v1.WorkerService.BeginEnvelopeKeyRotation
+   */
+  beginEnvelopeKeyRotation: {
+    methodKind: 'unary';
+    input: typeof BeginEnvelopeKeyRotationRequestSchema;
+    output: typeof BeginEnvelopeKeyRotationResponseSchema;
+  };
+  /**
+   * Replaces the worker's envelope key, given the opened challenge and a signature by the TLS client key.
+   *
+   * @generated from rpc sluice.v1.WorkerService.RotateEnvelopeKey
+   */
+  rotateEnvelopeKey: {
+    methodKind: 'unary';
+    input: typeof RotateEnvelopeKeyRequestSchema;
+    output: typeof RotateEnvelopeKeyResponseSchema;
   };
   /**
    * Returns the job's secrets, each sealed to the calling worker's envelope key, for the given epoch.
