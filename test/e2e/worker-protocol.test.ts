@@ -81,7 +81,12 @@ async function registerRawWorker(cp: ControlPlaneProcess, token: string): Promis
   }
 }
 
-async function createJob(admin: Admin, db: TestDatabase, name: string): Promise<string> {
+async function createJob(
+  admin: Admin,
+  db: TestDatabase,
+  name: string,
+  options: { keyedHashing?: boolean } = {},
+): Promise<string> {
   const datasources = admin.client(DatasourceService);
   const source = await datasources.createDatasource({
     name: `${name}-src`,
@@ -118,6 +123,12 @@ async function createJob(admin: Admin, db: TestDatabase, name: string): Promise<
     sinkId: sink.datasource!.id,
     tables: [{ schema: 'public', name: 'orders' }],
     start: true,
+    ...(options.keyedHashing && {
+      options: {
+        keyedHashing: true,
+        hashColumns: [{ table: { schema: 'public', name: 'orders' }, column: 'email' }],
+      },
+    }),
   });
   return job.job!.id;
 }
@@ -166,7 +177,8 @@ describe('workers and one control plane, as real processes over TLS 1.3', () => 
   });
 
   it('registers a worker that leases a job and opens its sealed credentials, which no other worker can open', async () => {
-    const jobId = await createJob(admin, db, 'envelopes');
+    // Keyed PII hashing: the job's HMAC key travels as a third envelope.
+    const jobId = await createJob(admin, db, 'envelopes', { keyedHashing: true });
     const token = await newToken(admin);
     tokensUsed.push(token.secret);
     const worker = await startWorkerProcess(cp, {
@@ -197,6 +209,7 @@ describe('workers and one control plane, as real processes over TLS 1.3', () => 
     });
     const sealed = await asWorker.fetchCredentials({ jobId, epoch: leased.epoch });
     asWorker.close();
+    expect(sealed.piiKey, 'the job has keyed hashing: its HMAC key is sealed too').toBeDefined();
     const envelope = toEnvelope(sealed.source!);
     const otherKeys = await generateEnvelopeKeyPair();
     const holder = { workerId: identity.workerId, jobId, epoch: leased.epoch, role: 'source' };

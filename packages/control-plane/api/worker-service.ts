@@ -558,7 +558,8 @@ export function createWorkerService(
               workerId: worker.id,
               ...bound,
               role: 'pii_key',
-              datasourceId: '',
+              // The key belongs to the job, not to a datasource; a binding field may not be empty.
+              datasourceId: req.jobId,
               expiresAt: new Date(issuedAt.getTime() + settings.envelopeTtlMs),
             },
             issuedAt,
