@@ -69,8 +69,12 @@ describe('connection tests as a port scanner', () => {
     connectTimeoutMs: 300,
   });
 
-  it('answers a closed port and a silent (filtered) one identically, with no latency', async () => {
+  it('answers a closed port and a silent (filtered) one identically, with no latency, and not before the timeout', async () => {
+    const asked = performance.now();
     const closed = await tester(postgresTest('127.0.0.1', closedPort), secrets);
+    // A lower bound the tester guarantees (not a speed): a refused port must not answer sooner than a
+    // filtered one would, or the wait would tell them apart.
+    expect(performance.now() - asked).toBeGreaterThanOrEqual(300 - 1);
     const filtered = await tester(postgresTest('127.0.0.1', silentPort), secrets);
     expect(closed.ok).toBe(false);
     expect(closed.message).toBe(

@@ -6,7 +6,8 @@
 // A connection test is also a probe an API user aims from the worker's network, so it answers no more than
 // the operator needs: a port outside 1–65535, or the control plane's (or this worker's metrics) own address,
 // is refused before connecting; a port that refuses and one that drops packets (closed vs filtered) or a host
-// that is unreachable all answer the same "could not connect", with no latency.
+// that is unreachable all answer the same "could not connect", with no latency, and only once the connect
+// timeout has passed — a refusal answered at once would tell a closed port from a filtered one by time.
 import { checkReplicableTables, classifyError, createConnector, createStarRocksSink } from '@sluice/cdc';
 import type { ConnectionTest, Datasource, DatasourceSecrets } from '@sluice/proto';
 import { sinkDatasource, sourceConnection } from './datasource-options.ts';
@@ -29,6 +30,9 @@ export interface ConnectionTesterOptions {
   /** Connect timeout per attempt, in ms (default 10,000). */
   connectTimeoutMs?: number;
 }
+
+/** The StarRocks MySQL-port connect timeout (packages/cdc/sink/starrocks/connection.ts), in ms. */
+const STARROCKS_CONNECT_TIMEOUT_MS = 15_000;
 
 /** Refused before connecting, in the operator's words. */
 class RefusedTarget extends Error {}
@@ -93,7 +97,14 @@ async function runTest(
       return { ok: false, message: `${name}: ${error.message}`, serverVersion: '', latencyMs: 0 };
     }
     if (serverVersion === '' && isUnreachable(error)) {
-      // One answer for refused, timed out and unreachable, and no timing: nothing to tell ports apart by.
+      // One answer for refused, timed out and unreachable, at one time: nothing to tell ports apart by.
+      // StarRocks' MySQL port is reached with its own connect timeout (sink/starrocks/connection.ts).
+      const answerAfterMs =
+        datasource?.config.case === 'starrocks'
+          ? Math.max(connectTimeoutMs, STARROCKS_CONNECT_TIMEOUT_MS)
+          : connectTimeoutMs;
+      const wait = started + answerAfterMs - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       return {
         ok: false,
         message: `${name}: could not connect to ${host} — check the host and port, and that the worker's network can reach it`,
