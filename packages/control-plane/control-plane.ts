@@ -3,6 +3,7 @@
 // startControlPlane in-process; main.ts only loads the config and calls it.
 import type { ConnectRouter } from '@connectrpc/connect';
 import { type CertificateAuthority, createLogger, type Keyring, type TlsMaterial } from '@sluice/crypto';
+import { WorkerAdminService } from '@sluice/proto';
 import type pg from 'pg';
 import type { DestinationStream, Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
@@ -14,6 +15,7 @@ import { ROLE_RANK } from './auth/access-policy.ts';
 import { authenticate, createAuthInterceptor } from './auth/auth-interceptor.ts';
 import { createLoginGuard, DEFAULT_LOGIN_LIMITS } from './auth/login-guard.ts';
 import { createFirstAdmin } from './auth/users.ts';
+import { createWorkerSerials, keepWorkerSerialsFresh, type WorkerSerials } from './auth/worker-serials.ts';
 import { openCatalog } from './catalog/catalog.ts';
 import { bindLegacyDatasourcePasswords } from './catalog/datasource-secrets.ts';
 import { ensureInternalCa } from './catalog/internal-ca.ts';
@@ -38,6 +40,8 @@ export interface ControlPlaneCore {
   logger: Logger;
   audit(entry: AuditEntry): Promise<void>;
   shutdownSignal: AbortSignal;
+  /** Superseded and revoked worker certificates, refused right after the TLS handshake; kept current here. */
+  workerSerials?: WorkerSerials;
 }
 
 export interface ControlPlane extends ControlPlaneCore {
@@ -88,6 +92,8 @@ export async function startControlPlane(
     const audit = async (entry: AuditEntry) => {
       await appendAudit(pool, entry);
     };
+    const workerSerials = createWorkerSerials(config.trustDomain);
+    await keepWorkerSerialsFresh(workerSerials, pool, logger, shutdown.signal);
     const core: ControlPlaneCore = {
       pool,
       keyring,
@@ -96,6 +102,7 @@ export async function startControlPlane(
       logger,
       audit,
       shutdownSignal: shutdown.signal,
+      workerSerials,
     };
     const deps: ServiceDeps = {
       pool,
@@ -145,9 +152,19 @@ export async function startControlPlane(
           onUnauthenticated: (method) => unauthenticatedCalls.inc({ method }),
         }),
         createLoginGuard({ pool, limits: loginLimits, logger, audit }),
+        // A worker revoked through this control plane is refused at the TLS layer at once, not at the next refresh.
+        (next) => async (req) => {
+          const answer = await next(req);
+          if (req.service.typeName === WorkerAdminService.typeName && req.method.name === 'RevokeWorker') {
+            const id = (req.message as { id?: unknown }).id;
+            if (typeof id === 'string') workerSerials.revoked(id);
+          }
+          return answer;
+        },
       ],
       registry,
       logger,
+      refuseClientCertificate: (certificate) => workerSerials.refusal(certificate),
       async authorizeMetrics(authorization) {
         try {
           const caller = await authenticate({ pool, jwtSecret: config.jwtSecret }, authorization ?? null);

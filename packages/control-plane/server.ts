@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import {
   Code,
   ConnectError,
@@ -31,6 +31,12 @@ export interface ServerOptions {
   logger: Logger;
   /** Decides who may read /metrics from the request's authorization header. */
   authorizeMetrics: (authorization: string | undefined) => Promise<'ok' | 'unauthenticated' | 'forbidden'>;
+  /**
+   * Checked synchronously right after the handshake for a connection presenting a client certificate TLS
+   * verified: a reason (e.g. 'superseded', 'revoked') closes the connection before any request is read.
+   * Connections without a client certificate (CLI, portal, registering workers) are not checked.
+   */
+  refuseClientCertificate?: (certificate: PeerCertificate) => string | undefined;
 }
 
 export interface RunningServer {
@@ -149,7 +155,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
+  const refusedConnections = new Counter({
+    name: 'sluice_tls_refused_client_certificates_total',
+    help: 'Connections closed right after the handshake for the client certificate they presented, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const refuse = options.refuseClientCertificate;
   server.on('secureConnection', (socket: TLSSocket) => {
+    if (refuse && socket.authorized) {
+      const certificate = socket.getPeerCertificate(false);
+      const reason = certificate && Object.keys(certificate).length > 0 ? refuse(certificate) : undefined;
+      if (reason) {
+        // Before any request: the HTTP/2 session has read nothing yet. Calls (and their per-RPC audit) never
+        // happen; a counter, not a log line per connection, since a stolen certificate can reconnect at will.
+        refusedConnections.inc({ reason });
+        socket.destroy();
+        return;
+      }
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });

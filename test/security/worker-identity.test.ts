@@ -1,10 +1,13 @@
 // Hostile tests of worker identity against real processes over TLS 1.3: a copied identity.json can't redirect
 // credentials to a key of its own, superseded and revoked certificates are refused on every call,
 // FetchCredentials hands out only the held lease's datasources, and envelope expiry is measured by the
-// server's clock, not the worker's wall clock.
+// server's clock, not the worker's wall clock. A new connection presenting a superseded or revoked certificate
+// is closed right after the TLS handshake, before any request is read.
 import { createPrivateKey, sign, X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import tls from 'node:tls';
 import { status } from '@grpc/grpc-js';
 import {
   createWorkerCsr,
@@ -222,6 +225,88 @@ describe('worker identity is bound to keys the worker holds (real processes, TLS
     await admin.client(WorkerAdminService).revokeWorker({ id: worker.id });
   });
 
+  /**
+   * Opens a bare TLS 1.3 connection with this client certificate and sends nothing: resolves whether the
+   * server closed it within `ms` after the handshake completed.
+   */
+  async function closedAfterHandshake(certPem: string, keyPem: string, ms: number): Promise<boolean> {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port: cp.port,
+      // No SNI: the server is addressed by IP (RFC 6066 forbids an IP as server name).
+      servername: '',
+      ca: cp.caPem,
+      cert: certPem,
+      key: keyPem,
+      ALPNProtocols: ['h2'],
+      minVersion: 'TLSv1.3',
+    });
+    socket.on('error', () => undefined);
+    try {
+      await once(socket, 'secureConnect');
+      expect(socket.getProtocol()).toBe('TLSv1.3');
+      const closed = once(socket, 'close').then(() => true);
+      const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref());
+      return await Promise.race([closed, timeout]);
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  it('(f) closes a connection presenting a superseded or revoked certificate right after the TLS handshake', async () => {
+    const worker = await registerRaw();
+    const { csrPem, keyPem } = await createWorkerCsr();
+    const renewed = await worker.client.renewCertificate({ csrPem });
+    worker.client.close();
+    const current = createControlClient({
+      address: address(),
+      caPem: cp.caPem,
+      certPem: renewed.certificatePem,
+      keyPem,
+    });
+    await current.heartbeat({ envelopePublicKey: worker.keys.publicKey });
+
+    // The superseded certificate: the server closes the connection though the client sent nothing, and a
+    // gRPC call over a new connection fails as Unavailable (no RPC ran, so no PERMISSION_DENIED, no audit).
+    expect(await closedAfterHandshake(worker.certPem, worker.keyPem, 5_000)).toBe(true);
+    const old = createControlClient({
+      address: address(),
+      caPem: cp.caPem,
+      certPem: worker.certPem,
+      keyPem: worker.keyPem,
+    });
+    await expectCode(old.heartbeat({}), status.UNAVAILABLE);
+    old.close();
+    expect(await denials('worker.superseded_certificate', worker.id)).toBe(0);
+
+    // The current certificate of an active worker still works, over a connection the server keeps open.
+    expect(await closedAfterHandshake(renewed.certificatePem, keyPem, 1_000)).toBe(false);
+    await current.heartbeat({});
+    current.close();
+
+    // A revoked worker's current certificate: likewise.
+    const doomed = await registerRaw();
+    await doomed.client.heartbeat({ envelopePublicKey: doomed.keys.publicKey });
+    doomed.client.close();
+    await admin.client(WorkerAdminService).revokeWorker({ id: doomed.id });
+    expect(await closedAfterHandshake(doomed.certPem, doomed.keyPem, 5_000)).toBe(true);
+    const revoked = createControlClient({
+      address: address(),
+      caPem: cp.caPem,
+      certPem: doomed.certPem,
+      keyPem: doomed.keyPem,
+    });
+    await expectCode(revoked.heartbeat({}), status.UNAVAILABLE);
+    revoked.close();
+    expect(await denials('worker.call', doomed.id)).toBe(0);
+
+    // Clients without a certificate (CLI, portal, registration) are untouched.
+    const anonymous = createControlClient({ address: address(), caPem: cp.caPem });
+    await expectCode(anonymous.heartbeat({}), status.UNAUTHENTICATED);
+    anonymous.close();
+    await admin.client(WorkerAdminService).revokeWorker({ id: worker.id });
+  });
+
   it('(d) refuses FetchCredentials for a datasource not in the held lease, and (e) expires envelopes by the server clock', async () => {
     const worker = await registerRaw();
     const jobId = await createJob('held');
@@ -385,7 +470,8 @@ describe('worker identity is bound to keys the worker holds (real processes, TLS
       certPem: identity.certPem,
       keyPem: identity.keyPem,
     });
-    await expectCode(stale.heartbeat({}), status.PERMISSION_DENIED);
+    // A new connection with the superseded certificate is closed right after the handshake (see (f)).
+    await expectCode(stale.heartbeat({}), status.UNAVAILABLE);
     stale.close();
     await waitFor(
       async () => {
@@ -423,14 +509,15 @@ describe('worker identity is bound to keys the worker holds (real processes, TLS
 
     const revokedAt = Date.now();
     await admin.client(WorkerAdminService).revokeWorker({ id: identity.workerId });
-    // Its very next call is refused: no more credentials, not even for the epoch it held.
+    // Its very next call is refused: no more credentials, not even for the epoch it held. A new connection
+    // with its certificate is closed right after the handshake (see (f)), so the call fails as Unavailable.
     const asDoomed = createControlClient({
       address: address(),
       caPem: cp.caPem,
       certPem: identity.certPem,
       keyPem: identity.keyPem,
     });
-    await expectCode(asDoomed.fetchCredentials({ jobId, epoch: held.epoch }), status.PERMISSION_DENIED);
+    await expectCode(asDoomed.fetchCredentials({ jobId, epoch: held.epoch }), status.UNAVAILABLE);
     asDoomed.close();
     // The process learns it on its next heartbeat (300 ms here) and stops.
     await doomed.waitForLine(/the control plane refused this worker/, 10_000);

@@ -200,6 +200,7 @@ export function createWorkerService(
     const row = result.rows[0];
     if (!row) throw unauthenticated(`worker ${workerId} is not registered`);
     if (row.state === 'revoked') {
+      core.workerSerials?.revoked(workerId);
       await audit(ctx, 'worker.call', 'denied', { workerId, resourceId: workerId });
       throw permissionDenied(`worker ${workerId} is revoked`);
     }
@@ -332,6 +333,7 @@ export function createWorkerService(
           ],
         );
         await client.query('commit');
+        core.workerSerials?.issued(workerId, issued.serial, issued.notAfter);
         await audit(ctx, 'worker.register', 'success', { workerId, resourceId: workerId });
         logger.info({ workerId, hostname }, 'worker registered');
         return {
@@ -663,6 +665,8 @@ export function createWorkerService(
         issued.serial,
         issued.notAfter,
       ]);
+      // The superseded certificate is refused at the TLS layer from now on, not only per RPC.
+      core.workerSerials?.issued(worker.id, issued.serial, issued.notAfter);
       await audit(ctx, 'worker.renew_certificate', 'success', { workerId: worker.id, resourceId: worker.id });
       return {
         certificatePem: issued.certPem,
