@@ -9,7 +9,7 @@ import {
   SslMode,
   UserService,
 } from '@sluice/proto';
-import { createTestDatabase, type TestDatabase } from '@sluice/testkit';
+import { createTestDatabase, plantCanary, type TestDatabase } from '@sluice/testkit';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decryptDatasourceSecrets, wipePlaintexts } from './catalog/datasource-secrets.ts';
@@ -17,10 +17,10 @@ import { rotateEncryptionKeys } from './catalog/rotate-encryption-keys.ts';
 import { decryptField, SECRET_COLUMNS } from './catalog/secret-columns.ts';
 import { startTestControlPlane, type TestControlPlane, testPems } from './test-control-plane.ts';
 
-const CANARY_PASSWORD = 'CANARY-pw-7f3a9c1e';
-const CANARY_SR_PASSWORD = 'CANARY-sr-5d2b8e40';
-const CANARY_CS_PASSWORD = 'CANARY-cs-91b2d7aa';
-const CANARY_USER_PASSWORD = 'CANARY-user-3e8f61c0';
+const CANARY_PASSWORD = plantCanary('CANARY-pw-7f3a9c1e', 'secrets.test datasource password');
+const CANARY_SR_PASSWORD = plantCanary('CANARY-sr-5d2b8e40', 'secrets.test StarRocks password');
+const CANARY_CS_PASSWORD = plantCanary('CANARY-cs-91b2d7aa', 'secrets.test connection-string password');
+const CANARY_USER_PASSWORD = plantCanary('CANARY-user-3e8f61c0', 'secrets.test user password');
 const CANARY_CONNECTION_STRING = `postgresql://replicator:${CANARY_CS_PASSWORD}@db.example.com:6432/app?sslmode=require`;
 
 function dump(value: unknown): string {

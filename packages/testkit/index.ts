@@ -1,6 +1,15 @@
 // Test infrastructure: real PostgreSQL servers, per-test databases, a test CA, and waiting for states.
 
 export {
+  type Canary,
+  type CanaryHit,
+  type CanaryScan,
+  canaryForms,
+  checkRunDirectory,
+  plantCanary,
+  scanRunDirectory,
+} from './canary.ts';
+export {
   CERT_AUTH_USER,
   connectionConfig,
   findSystemPostgres,

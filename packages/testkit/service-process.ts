@@ -1,7 +1,11 @@
 // Runs a Sluice service (control plane, worker) as a real child process for end-to-end tests: Node with
 // type stripping on a `.ts` entry, its own environment, every log line captured for assertions (canary
-// scans) and for the failure message, and no process left behind when the test ends.
+// scans) and for the failure message, and no process left behind when the test ends. Inside a test run the
+// lines also go to a log file in the run directory, which the global setup's teardown scans for every
+// planted canary (see canary.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { serviceLogFile } from './canary.ts';
 
 export interface ServiceProcessOptions {
   /** Path of the `.ts` entry point. */
@@ -21,6 +25,8 @@ export interface ServiceProcess {
   readonly lines: readonly string[];
   /** All output as one string, for canary scans. */
   output(): string;
+  /** The file in the run directory that also receives every line (undefined outside a test run). */
+  readonly logFile: string | undefined;
   /** Resolves with the first line matching `pattern` (including lines already written). */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Resolves when the process has exited, with its exit code (or the signal's name). */
@@ -47,10 +53,14 @@ export function startServiceProcess(options: ServiceProcessOptions): ServiceProc
   });
   live.add(child);
   const lines: string[] = [];
+  const logFile = serviceLogFile(name);
+  if (logFile !== undefined) appendFileSync(logFile, '');
   const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
   const onData = (() => {
     let pending = '';
     return (chunk: Buffer) => {
+      // The file gets every byte as it comes, a last line without a newline included.
+      if (logFile !== undefined) appendFileSync(logFile, chunk);
       pending += chunk.toString();
       let newline = pending.indexOf('\n');
       while (newline >= 0) {
@@ -81,6 +91,7 @@ export function startServiceProcess(options: ServiceProcessOptions): ServiceProc
     name,
     pid: child.pid,
     lines,
+    logFile,
     output: () => lines.join('\n'),
     exited,
     waitForLine(pattern, timeoutMs = 60_000) {

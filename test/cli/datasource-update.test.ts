@@ -8,7 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomToken } from '@sluice/crypto';
 import { Role, UserService } from '@sluice/proto';
-import { createTestCa, createTestDatabase, type TestDatabase } from '@sluice/testkit';
+import { createTestCa, createTestDatabase, plantCanary, type TestDatabase } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   adminClients,
@@ -19,8 +19,8 @@ import {
 } from '../e2e/cluster.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../packages/cli/main.ts');
-const DB_PASSWORD = `canary-update-${randomToken(16)}`;
-const NEW_DB_PASSWORD = `canary-update-new-${randomToken(16)}`;
+const DB_PASSWORD = plantCanary(`canary-update-${randomToken(16)}`, 'datasource-update password');
+const NEW_DB_PASSWORD = plantCanary(`canary-update-new-${randomToken(16)}`, 'datasource-update new password');
 
 interface Run {
   code: number;

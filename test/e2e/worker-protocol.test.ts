@@ -20,6 +20,7 @@ import {
 import {
   createTestCa,
   createTestDatabase,
+  plantCanary,
   type ServiceProcess,
   startStarRocksEmulator,
   type TestDatabase,
@@ -37,8 +38,8 @@ import {
   startWorkerProcess,
 } from './cluster.ts';
 
-const CANARY_SOURCE = `canary-source-pw-${randomToken(16)}`;
-const CANARY_SINK = `canary-sink-pw-${randomToken(16)}`;
+const CANARY_SOURCE = plantCanary(`canary-source-pw-${randomToken(16)}`, 'worker-protocol source password');
+const CANARY_SINK = plantCanary(`canary-sink-pw-${randomToken(16)}`, 'worker-protocol sink password');
 
 type Admin = Awaited<ReturnType<typeof adminClients>>;
 

@@ -19,6 +19,7 @@ import {
 import {
   createTestCa,
   createTestDatabase,
+  plantCanary,
   type ServiceProcess,
   type TestCa,
   type TestDatabase,
@@ -66,7 +67,7 @@ async function rpcError(promise: Promise<unknown>): Promise<ConnectError> {
 }
 
 describe('stored datasource passwords can not be exfiltrated', () => {
-  const PASSWORD_CANARY = `exfil-canary-${randomToken(16)}`;
+  const PASSWORD_CANARY = plantCanary(`exfil-canary-${randomToken(16)}`, 'datasource-exfiltration password');
   let db: TestDatabase;
   let secrets: ClusterSecrets;
   let cp: ControlPlaneProcess;

@@ -8,7 +8,7 @@ import { Code, ConnectError, createClient, type Interceptor } from '@connectrpc/
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { randomToken } from '@sluice/crypto';
 import { AuditService, AuthService, BootstrapTokenService, Role, UserService } from '@sluice/proto';
-import { createTestDatabase, type TestDatabase, waitFor } from '@sluice/testkit';
+import { createTestDatabase, plantCanary, type TestDatabase, waitFor } from '@sluice/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ADMIN,
@@ -103,7 +103,7 @@ describe('login abuse and session ends, against a real control plane', () => {
     cp = await startControlPlaneProcess(db, secrets, { name: 'control plane', env: LIMITS });
     adminToken = (await login(ADMIN.username, '127.0.0.1', ADMIN.password)).accessToken;
     for (const username of ['victim', 'bystander', 'leaver', 'reset', 'sessioned']) {
-      const password = `pw-${randomToken(16)}`;
+      const password = plantCanary(`pw-${randomToken(16)}`, `login-abuse password of ${username}`);
       passwords.set(username, password);
       await admin(UserService).createUser({ username, password, role: Role.VIEWER });
     }
@@ -261,7 +261,7 @@ describe('login abuse and session ends, against a real control plane', () => {
     const session = await login('reset', '127.0.0.8');
     const auth = createClient(AuthService, transport(cp, '127.0.0.8', session.accessToken));
     expect((await auth.whoAmI({})).user?.username).toBe('reset');
-    const newPassword = `pw-${randomToken(16)}`;
+    const newPassword = plantCanary(`pw-${randomToken(16)}`, 'login-abuse new password');
     await admin(UserService).updateUser({ id: session.user!.id, password: newPassword });
     const refused = await refusal(auth.whoAmI({}));
     expect(Code[refused.code]).toBe('Unauthenticated');
