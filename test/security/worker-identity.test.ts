@@ -26,7 +26,13 @@ import {
   SslMode,
   WorkerAdminService,
 } from '@sluice/proto';
-import { createTestDatabase, type ServiceProcess, type TestDatabase, waitFor } from '@sluice/testkit';
+import {
+  createTestDatabase,
+  plantCanary,
+  type ServiceProcess,
+  type TestDatabase,
+  waitFor,
+} from '@sluice/testkit';
 import {
   type ControlClient,
   createControlClient,
@@ -127,7 +133,7 @@ describe('worker identity is bound to keys the worker holds (real processes, TLS
           database: db.name,
           username: 'replicator',
           sslMode: SslMode.VERIFY_FULL,
-          password: `pw-${randomToken(16)}`,
+          password: plantCanary(`pw-${randomToken(16)}`, 'worker-identity source password'),
           sslRootCert: db.server.caPem!,
         },
       },
@@ -142,7 +148,7 @@ describe('worker identity is bound to keys the worker holds (real processes, TLS
           mysqlPort: 9030,
           username: 'root',
           database: 'demo',
-          password: `pw-${randomToken(16)}`,
+          password: plantCanary(`pw-${randomToken(16)}`, 'worker-identity sink password'),
         },
       },
     });
