@@ -7,7 +7,8 @@ import {
   startPostgres,
   type TestDatabase,
 } from '@sluice/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type ConnectionOptions,
   createConnector,
@@ -65,6 +66,25 @@ describe('sslmode against a TLS server', () => {
     ['require', true],
   ])('%s without a root certificate connects with TLS = %s', async (sslMode, tls) => {
     expect(await sslUsed({ ...base, sslMode })).toBe(tls);
+  });
+
+  it('binds SCRAM to the TLS channel (SCRAM-SHA-256-PLUS) over TLS, and uses plain SCRAM without TLS', async () => {
+    // pg's Connection is not exported under a stable name everywhere; the prototype of a live client's is.
+    const probe = new pg.Client();
+    const prototype = Object.getPrototypeOf((probe as unknown as { connection: object }).connection) as {
+      sendSASLInitialResponseMessage(mechanism: string, response: string): void;
+    };
+    const spy = vi.spyOn(prototype, 'sendSASLInitialResponseMessage');
+    try {
+      const ca = sharedPostgres().caPem!;
+      expect(await sslUsed({ ...base, sslMode: 'verify-full', sslRootCert: ca })).toBe(true);
+      expect(spy.mock.calls.map(([mechanism]) => mechanism)).toEqual(['SCRAM-SHA-256-PLUS']);
+      spy.mockClear();
+      expect(await sslUsed({ ...base, sslMode: 'disable' })).toBe(false);
+      expect(spy.mock.calls.map(([mechanism]) => mechanism)).toEqual(['SCRAM-SHA-256']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('require, verify-ca and verify-full verify the chain against the root certificate', async () => {

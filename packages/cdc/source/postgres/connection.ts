@@ -107,6 +107,9 @@ export function createConnector(options: ConnectionOptions): Connector {
       application_name: resolved.applicationName,
       connectionTimeoutMillis: resolved.connectTimeoutMs,
       keepAlive: true,
+      // Over TLS, SCRAM-SHA-256-PLUS when the server offers it: the exchange is bound to this TLS channel,
+      // so a man in the middle that terminated TLS can't relay it.
+      enableChannelBinding: ssl !== false,
       ...(connect.replication && { replication: 'database' }),
     } as pg.ClientConfig);
     client.on('error', () => undefined);
