@@ -3,7 +3,6 @@
 // startControlPlane in-process; main.ts only loads the config and calls it.
 import type { ConnectRouter } from '@connectrpc/connect';
 import { type CertificateAuthority, createLogger, type Keyring, type TlsMaterial } from '@sluice/crypto';
-import { WorkerAdminService } from '@sluice/proto';
 import type pg from 'pg';
 import type { DestinationStream, Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
@@ -115,6 +114,7 @@ export async function startControlPlane(
       shutdownSignal: shutdown.signal,
       ...(config.datasourceHosts && { datasourceHosts: config.datasourceHosts }),
       audit,
+      workerSerials,
     };
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
@@ -152,15 +152,6 @@ export async function startControlPlane(
           onUnauthenticated: (method) => unauthenticatedCalls.inc({ method }),
         }),
         createLoginGuard({ pool, limits: loginLimits, logger, audit }),
-        // A worker revoked through this control plane is refused at the TLS layer at once, not at the next refresh.
-        (next) => async (req) => {
-          const answer = await next(req);
-          if (req.service.typeName === WorkerAdminService.typeName && req.method.name === 'RevokeWorker') {
-            const id = (req.message as { id?: unknown }).id;
-            if (typeof id === 'string') workerSerials.revoked(id);
-          }
-          return answer;
-        },
       ],
       registry,
       logger,

@@ -4,6 +4,7 @@ import type { Keyring } from '@sluice/crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { AuditEntry } from '../audit/audit-log.ts';
+import type { WorkerSerials } from '../auth/worker-serials.ts';
 
 export interface ServiceDeps {
   pool: pg.Pool;
@@ -20,4 +21,6 @@ export interface ServiceDeps {
   datasourceHosts?: readonly string[];
   /** Appends an audit row of its own (for actions inside a call, such as weakening TLS). */
   audit?: (entry: AuditEntry) => Promise<void>;
+  /** Worker certificates refused right after the TLS handshake: a revocation here takes effect at once. */
+  workerSerials?: WorkerSerials;
 }

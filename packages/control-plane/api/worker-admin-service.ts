@@ -120,6 +120,8 @@ export function createWorkerAdminService(deps: ServiceDeps): ServiceImpl<typeof 
       } finally {
         client.release();
       }
+      // Refused at the TLS layer at once here; other control planes see it at their next refresh.
+      deps.workerSerials?.revoked(id);
       return { worker: await loadWorker(pool, id) };
     },
   };
