@@ -8,7 +8,12 @@ export {
   createControlClient,
   grpcCode,
 } from './control-client.ts';
-export { type JobCredentials, openDatasourceSecrets, openJobCredentials } from './credentials.ts';
+export {
+  type JobCredentials,
+  openDatasourceSecrets,
+  openJobCredentials,
+  receivedNow,
+} from './credentials.ts';
 export {
   type JobContext,
   type JobRun,

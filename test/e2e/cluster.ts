@@ -9,9 +9,12 @@ import { fileURLToPath } from 'node:url';
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import { status } from '@grpc/grpc-js';
 import { generateEncryptionKey } from '@sluice/crypto';
 import { AuthService } from '@sluice/proto';
 import { type ServiceProcess, startServiceProcess, type TestDatabase } from '@sluice/testkit';
+import { grpcCode } from '@sluice/worker';
+import { expect } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CONTROL_PLANE_ENTRY = path.join(root, 'packages/control-plane/main.ts');
@@ -160,4 +163,14 @@ export function freePort(): Promise<number> {
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
     });
   });
+}
+
+/** Awaits a worker-API call that must fail with exactly this gRPC status. */
+export async function expectCode(call: Promise<unknown>, code: status): Promise<void> {
+  const error = await call.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error, `expected gRPC status ${status[code]}`).toBeDefined();
+  expect(status[grpcCode(error) ?? -1]).toBe(status[code]);
 }

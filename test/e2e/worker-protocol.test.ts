@@ -26,13 +26,14 @@ import {
   type TestDatabase,
   waitFor,
 } from '@sluice/testkit';
-import { type ControlClient, createControlClient, grpcCode, type WorkerIdentity } from '@sluice/worker';
+import { type ControlClient, createControlClient, type WorkerIdentity } from '@sluice/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   adminClients,
   type ClusterSecrets,
   type ControlPlaneProcess,
   clusterSecrets,
+  expectCode,
   PLACEHOLDER_WORKER_ENTRY,
   startControlPlaneProcess,
   startWorkerProcess,
@@ -143,15 +144,6 @@ function jobStatus(admin: Admin, id: string) {
     .client(JobService)
     .getJobStatus({ id })
     .then((answer) => answer.status!);
-}
-
-async function expectCode(call: Promise<unknown>, code: status): Promise<void> {
-  const error = await call.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error, `expected gRPC status ${status[code]}`).toBeDefined();
-  expect(status[grpcCode(error) ?? -1]).toBe(status[code]);
 }
 
 describe('workers and one control plane, as real processes over TLS 1.3', () => {

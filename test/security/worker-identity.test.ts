@@ -36,17 +36,17 @@ import {
 import {
   type ControlClient,
   createControlClient,
-  grpcCode,
   openJobCredentials,
+  receivedNow,
   type WorkerIdentity,
 } from '@sluice/worker';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { receivedNow } from '../../packages/worker/credentials.ts';
 import {
   adminClients,
   type ClusterSecrets,
   type ControlPlaneProcess,
   clusterSecrets,
+  expectCode,
   PLACEHOLDER_WORKER_ENTRY,
   startControlPlaneProcess,
   startWorkerProcess,
@@ -60,15 +60,6 @@ interface RawWorker {
   client: ControlClient;
   certPem: string;
   keyPem: string;
-}
-
-async function expectCode(call: Promise<unknown>, code: status): Promise<void> {
-  const error = await call.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error, `expected gRPC status ${status[code]}`).toBeDefined();
-  expect(status[grpcCode(error) ?? -1]).toBe(status[code]);
 }
 
 describe('worker identity is bound to keys the worker holds (real processes, TLS 1.3)', () => {
